@@ -1,0 +1,1 @@
+"""Solutions to the book's practice exercises, one module per exercise."""
