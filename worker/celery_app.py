@@ -1,0 +1,97 @@
+"""The one Celery application of zipscore, found as `celery -A worker`.
+
+Run a worker for interactive lookups and the index, and one for batches:
+
+    celery -A worker worker -Q lookups,index -c 2 -n lookups@%h
+    celery -A worker worker -Q batch -c 2 -n batch@%h
+
+Producers import `app` only to `send_task` by name: this module imports nothing heavy
+(no psycopg, no HTTP client); task modules are loaded by the worker through `include`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from worker.settings import Settings, get_settings
+
+QUEUES = ("lookups", "batch", "index")
+TASK_MODULES = ["worker.tasks"]
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery's configuration, every choice derived from zipscore's settings."""
+    prefix = f"{settings.redis_prefix}:"
+    transport = {
+        # Keys of this deployment (or test run) never collide with another on the same Redis.
+        "global_keyprefix": prefix,
+        # A message unacknowledged this long is handed to another worker: keep it above
+        # the hard time limit and every retry countdown, or a task can run twice.
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        "socket_connect_timeout": 5,
+        "socket_timeout": 30,
+        "retry_on_timeout": True,
+    }
+    return {
+        "broker_url": settings.broker,
+        "result_backend": settings.result_backend,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {
+            "global_keyprefix": prefix,
+            # Give up reconnecting after ~1.5 s so a producer answers BACKEND_UNAVAILABLE
+            # within its timeout instead of hanging (the default retries for ~20 s).
+            "retry_policy": {
+                "max_retries": 3,
+                "interval_start": 0,
+                "interval_step": 0.5,
+                "interval_max": 0.5,
+            },
+        },
+        "broker_connection_retry_on_startup": True,
+        # JSON only, everywhere: pickle is never accepted.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "event_serializer": "json",
+        # Acknowledge after the work is done; every task is idempotent so a redelivery is safe.
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        "result_expires": settings.result_expires_seconds,
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child_kb,
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 2,
+        },
+        # Events so Flower sees workers and tasks live.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "worker_hijack_root_logger": False,
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_default_queue": "lookups",
+        "task_routes": {
+            "zipcodes.*": {"queue": "lookups"},
+            "batch.*": {"queue": "batch"},
+            "index.*": {"queue": "index"},
+        },
+        "timezone": "Europe/Brussels",
+        "enable_utc": True,
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """Build the Celery app from settings; called once, below."""
+    celery = Celery("zipscore", include=TASK_MODULES)
+    celery.conf.update(celery_config(settings or get_settings()))
+    return celery
+
+
+app = create_app()

@@ -1,0 +1,53 @@
+"""The contract's error codes, shared by the worker, the client, the CLI and the gateway."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    ZIPCODE_NOT_VALID = "ZIPCODE_NOT_VALID"
+    RISK_FACTOR_NOT_VALID = "RISK_FACTOR_NOT_VALID"
+    WRONG_YEAR = "WRONG_YEAR"
+    INDEX_UNAVAILABLE = "INDEX_UNAVAILABLE"
+    BAD_INPUT_FILE = "BAD_INPUT_FILE"
+    TIMEOUT = "TIMEOUT"
+    BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
+
+    @property
+    def is_refused_input(self) -> bool:
+        """True when the caller's input was refused (CLI exit status 2, HTTP 400)."""
+        return self in _REFUSED_INPUT
+
+
+_REFUSED_INPUT = frozenset(
+    {
+        ErrorCode.ZIPCODE_NOT_VALID,
+        ErrorCode.RISK_FACTOR_NOT_VALID,
+        ErrorCode.WRONG_YEAR,
+        ErrorCode.BAD_INPUT_FILE,
+    }
+)
+
+
+class ZipscoreError(Exception):
+    """An answer that is a contract error: a code and a one-line human message."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"code": self.code.value, "message": self.message}}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> ZipscoreError:
+        """Rebuild an error from a task's JSON envelope (unknown codes are a backend fault)."""
+        body = payload.get("error") or {}
+        try:
+            code = ErrorCode(str(body.get("code")))
+        except ValueError:
+            code = ErrorCode.BACKEND_UNAVAILABLE
+        return cls(code, str(body.get("message", "the worker answered with an error")))

@@ -1,0 +1,62 @@
+"""Validation of every value that comes from outside: zipcodes and risk factors.
+
+Both the producer (before anything is sent) and the worker (before anything is queried)
+call these, so a message that skipped the client is still checked.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from worker.errors import ErrorCode, ZipscoreError
+
+ZIPCODE_MIN: Final = 1000
+ZIPCODE_MAX: Final = 9999
+RISK_FACTORS: Final = ("A", "B", "C")
+_MAX_ECHO = 40
+
+
+def _echo(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 3] + "..."
+
+
+def parse_zipcode(value: object) -> int:
+    """A Belgian zipcode as an int in 1000..9999, from an int or a string of ASCII digits.
+
+    Raises:
+        ZipscoreError: ZIPCODE_NOT_VALID for anything else (bools, floats, signs, spaces inside).
+    """
+    if isinstance(value, bool):
+        raise ZipscoreError(ErrorCode.ZIPCODE_NOT_VALID, f"not a zipcode: {_echo(value)}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 4:
+            raise ZipscoreError(ErrorCode.ZIPCODE_NOT_VALID, f"not a zipcode: {_echo(value)}")
+        number = int(text)
+    else:
+        raise ZipscoreError(ErrorCode.ZIPCODE_NOT_VALID, f"not a zipcode: {_echo(value)}")
+    if not ZIPCODE_MIN <= number <= ZIPCODE_MAX:
+        raise ZipscoreError(
+            ErrorCode.ZIPCODE_NOT_VALID,
+            f"zipcode {number} is outside {ZIPCODE_MIN}-{ZIPCODE_MAX}",
+        )
+    return number
+
+
+def parse_risk_factor(value: object) -> str:
+    """One of A, B, C (case-insensitive, surrounding spaces ignored).
+
+    Raises:
+        ZipscoreError: RISK_FACTOR_NOT_VALID for anything else.
+    """
+    if isinstance(value, str):
+        text = value.strip().upper()
+        if text in RISK_FACTORS:
+            return text
+    raise ZipscoreError(
+        ErrorCode.RISK_FACTOR_NOT_VALID,
+        f"risk factor must be one of {', '.join(RISK_FACTORS)}, not {_echo(value)}",
+    )
