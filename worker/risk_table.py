@@ -1,0 +1,118 @@
+"""The zipcode risk table format: parsing, validation and writing it back out.
+
+One rule a line, a single zipcode or an inclusive range, then the factor:
+
+    1000 - 1310,C
+    1315,B
+
+Whitespace around `-` and `,` varies; a UTF-8 BOM, CRLF line ends and blank lines are
+accepted. Every problem is reported with its line number and nothing is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from worker.errors import ErrorCode, ZipscoreError
+from worker.validation import RISK_FACTORS, ZIPCODE_MAX, ZIPCODE_MIN
+
+_LINE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?,\s*([A-Za-z]+)\s*$")
+MAX_REPORTED_PROBLEMS = 20
+
+
+@dataclass(frozen=True, order=True)
+class Rule:
+    """Zipcodes `first..last` (inclusive) carry `risk_factor`; `line` is where it was read."""
+
+    first: int
+    last: int
+    risk_factor: str
+    line: int = 0
+
+    def render(self) -> str:
+        if self.first == self.last:
+            return f"{self.first},{self.risk_factor}"
+        return f"{self.first} - {self.last},{self.risk_factor}"
+
+
+class RiskTableError(ZipscoreError):
+    """The table was refused; `problems` lists every `line N: reason` found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        shown = problems[:MAX_REPORTED_PROBLEMS]
+        more = len(problems) - len(shown)
+        message = "; ".join(shown) + (f"; and {more} more" if more else "")
+        super().__init__(ErrorCode.BAD_INPUT_FILE, f"risk table refused: {message}")
+        self.problems = problems
+
+
+def _parse_line(number: int, text: str) -> Rule | str:
+    match = _LINE.match(text)
+    if not match:
+        return f"line {number}: expected 'zipcode,factor' or 'first - last,factor'"
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) is not None else first
+    factor = match.group(3)
+    for value in (first, last):
+        if not ZIPCODE_MIN <= value <= ZIPCODE_MAX:
+            return f"line {number}: zipcode {value} outside {ZIPCODE_MIN}-{ZIPCODE_MAX}"
+    if last < first:
+        return f"line {number}: reversed range {first} - {last}"
+    if factor not in RISK_FACTORS:
+        return f"line {number}: unknown risk factor {factor!r}"
+    return Rule(first, last, factor, number)
+
+
+def parse_rules(lines: Iterable[str]) -> list[Rule]:
+    """Every rule of the table, sorted by first zipcode.
+
+    Raises:
+        RiskTableError: with every malformed line and every overlapping pair named.
+    """
+    rules: list[Rule] = []
+    problems: list[str] = []
+    for number, raw in enumerate(lines, start=1):
+        text = raw.lstrip("\ufeff") if number == 1 else raw
+        if not text.strip():
+            continue
+        parsed = _parse_line(number, text)
+        if isinstance(parsed, str):
+            problems.append(parsed)
+        else:
+            rules.append(parsed)
+    rules.sort()
+    reach: Rule | None = None  # the rule seen so far that ends last
+    for current in rules:
+        if reach is not None and current.first <= reach.last:
+            problems.append(
+                f"line {current.line}: {current.first}-{current.last} overlaps "
+                f"line {reach.line}: {reach.first}-{reach.last}"
+            )
+        if reach is None or current.last > reach.last:
+            reach = current
+    if problems:
+        raise RiskTableError(problems)
+    if not rules:
+        raise RiskTableError(["the table has no rules"])
+    return rules
+
+
+def parse_text(text: str) -> list[Rule]:
+    """Parse a whole table held as text (BOM, CRLF and blank lines allowed)."""
+    return parse_rules(text.splitlines())
+
+
+def expand(rules: Iterable[Rule]) -> list[tuple[int, str]]:
+    """One `(zipcode, factor)` pair per zipcode covered by the rules, in zipcode order."""
+    return [
+        (zipcode, rule.risk_factor)
+        for rule in sorted(rules)
+        for zipcode in range(rule.first, rule.last + 1)
+    ]
+
+
+def render(rules: Iterable[Rule]) -> str:
+    """The table as text in the canonical format, one rule a line."""
+    return "".join(rule.render() + "\n" for rule in sorted(rules))

@@ -1,0 +1,85 @@
+"""The zipcode risk table in Postgres: lookups, listings and atomic reloads.
+
+Every read returns the table version it saw, in the same statement, so an answer is cached
+under the version of the data it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from worker.risk_table import Rule, expand
+
+LOOKUP_SQL = """
+SELECT (SELECT version FROM risk_table_meta),
+       (SELECT risk_factor FROM zipcodes WHERE zipcode = %s)
+"""
+BY_RISK_FACTOR_SQL = """
+SELECT (SELECT version FROM risk_table_meta),
+       COALESCE((SELECT array_agg(zipcode ORDER BY zipcode)
+                 FROM zipcodes WHERE risk_factor = %s), '{}')
+"""
+
+
+class ZipcodeStore(Protocol):
+    """Where risk factors are read from (Postgres in service, a dict in unit tests)."""
+
+    def lookup(self, zipcode: int) -> tuple[int, str | None]: ...
+
+    def by_risk_factor(self, risk_factor: str) -> tuple[int, list[int]]: ...
+
+
+class PostgresZipcodeStore:
+    """Reads through a connection pool; every value is a bound parameter."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def lookup(self, zipcode: int) -> tuple[int, str | None]:
+        with self._pool.connection() as conn:
+            row = conn.execute(LOOKUP_SQL, (zipcode,), prepare=True).fetchone()
+        assert row is not None
+        factor = row[1].strip() if row[1] is not None else None
+        return int(row[0]), factor
+
+    def by_risk_factor(self, risk_factor: str) -> tuple[int, list[int]]:
+        with self._pool.connection() as conn:
+            row = conn.execute(BY_RISK_FACTOR_SQL, (risk_factor,), prepare=True).fetchone()
+        assert row is not None
+        return int(row[0]), list(row[1])
+
+
+def load_rules(conn: psycopg.Connection, rules: Iterable[Rule]) -> int:
+    """Replace the whole table with `rules` in one transaction; returns the new version.
+
+    Readers see the old table until the commit, then the new one; concurrent loads queue
+    on the meta row's lock.
+    """
+    pairs = expand(rules)
+    with conn.transaction():
+        conn.execute("SELECT version FROM risk_table_meta FOR UPDATE")
+        conn.execute("DELETE FROM zipcodes")
+        with conn.cursor().copy("COPY zipcodes (zipcode, risk_factor) FROM STDIN") as copy:
+            for pair in pairs:
+                copy.write_row(pair)
+        row = conn.execute(
+            "UPDATE risk_table_meta SET version = version + 1, loaded_at = now(), rows = %s"
+            " RETURNING version",
+            (len(pairs),),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def table_size(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT rows FROM risk_table_meta").fetchone()
+    return int(row[0]) if row else 0
+
+
+def table_version(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT version FROM risk_table_meta").fetchone()
+    return int(row[0]) if row else 0
