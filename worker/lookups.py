@@ -1,0 +1,27 @@
+"""Answering lookups: plain functions over a store and the cache, tested without Celery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache
+from worker.validation import parse_risk_factor, parse_zipcode
+from worker.zipcodes import ZipcodeStore
+
+
+def lookup(store: ZipcodeStore, cache: ResultCache, zipcode: object) -> dict[str, Any]:
+    """`{"zipcode", "risk_factor", "exists"}` for one zipcode, cached under its table version."""
+    number = parse_zipcode(zipcode)
+    version, factor = store.lookup(number)
+    answer = {"zipcode": number, "risk_factor": factor, "exists": factor is not None}
+    cache.put(version, LOOKUP, number, answer)
+    return answer
+
+
+def by_risk_factor(store: ZipcodeStore, cache: ResultCache, risk_factor: object) -> dict[str, Any]:
+    """`{"risk_factor", "count", "zipcodes"}`: every zipcode carrying the factor, ascending."""
+    factor = parse_risk_factor(risk_factor)
+    version, zipcodes = store.by_risk_factor(factor)
+    answer = {"risk_factor": factor, "count": len(zipcodes), "zipcodes": zipcodes}
+    cache.put(version, BY_RISK_FACTOR, factor, answer)
+    return answer

@@ -1,0 +1,46 @@
+"""Celery tasks: thin wrappers that parse a message, set a retry policy and call plain code.
+
+Task names are explicit and namespaced so producers send them by name. Each task answers
+with the contract's JSON: the answer itself, or `{"error": {"code", "message"}}` when the
+input is refused; infrastructure faults are retried with backoff and jitter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import redis
+from psycopg_pool import PoolTimeout
+
+from worker import lookups, runtime
+from worker.celery_app import app
+from worker.errors import ZipscoreError
+
+TRANSIENT = (psycopg.OperationalError, PoolTimeout, redis.ConnectionError, redis.TimeoutError)
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 1,
+    "retry_backoff_max": 20,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+def answer(compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run `compute`, turning a refused input into the contract's error envelope."""
+    try:
+        return compute()
+    except ZipscoreError as exc:
+        return exc.to_json()
+
+
+@app.task(name="zipcodes.lookup", **RETRY)
+def lookup(zipcode: object) -> dict[str, Any]:
+    return answer(lambda: lookups.lookup(runtime.store(), runtime.cache(), zipcode))
+
+
+@app.task(name="zipcodes.by_risk_factor", **RETRY)
+def by_risk_factor(risk_factor: object) -> dict[str, Any]:
+    return answer(lambda: lookups.by_risk_factor(runtime.store(), runtime.cache(), risk_factor))
