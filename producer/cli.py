@@ -1,0 +1,154 @@
+"""The `zipscore` command line: ask questions through the queue, and manage the risk table.
+
+    zipscore lookup 9000 [--json]
+    zipscore zipcodes --risk-factor A [--json]
+    zipscore db migrate | zipscore db load-zipcodes FILE [--if-empty]
+    zipscore doctor
+
+Exit status: 0 answered, 2 the input was refused (with its code), 1 anything else; errors
+are one line on stderr (and the contract's JSON on stdout with `--json`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from worker.errors import ZipscoreError
+from worker.settings import SettingsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Answer in JSON.")(func)
+
+
+def emit(answer: dict[str, Any], as_json: bool, human: str) -> None:
+    click.echo(json.dumps(answer) if as_json else human)
+
+
+def fail(error: ZipscoreError, as_json: bool) -> NoReturn:
+    if as_json:
+        click.echo(json.dumps(error.to_json()))
+    click.echo(f"zipscore: {error.code.value}: {error.message}", err=True)
+    sys.exit(2 if error.code.is_refused_input else 1)
+
+
+def make_client() -> Any:
+    from producer.client import Client
+
+    return Client()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """zipscore: Belgian zipcode risk factors through a Celery queue."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("zipcode")
+@json_option
+def lookup(zipcode: str, as_json: bool) -> None:
+    """Risk factor of one ZIPCODE (1000-9999)."""
+    try:
+        result = make_client().lookup(zipcode)
+    except ZipscoreError as exc:
+        fail(exc, as_json)
+    human = result.risk_factor or f"unknown: {result.zipcode} is not in the risk table"
+    emit(result.model_dump(), as_json, human)
+
+
+@cli.command()
+@click.option("--risk-factor", "risk_factor", required=True, help="A, B or C.")
+@json_option
+def zipcodes(risk_factor: str, as_json: bool) -> None:
+    """Every zipcode carrying a risk factor."""
+    try:
+        listing = make_client().by_risk_factor(risk_factor)
+    except ZipscoreError as exc:
+        fail(exc, as_json)
+    emit(listing.model_dump(), as_json, " ".join(str(z) for z in listing.zipcodes))
+
+
+@cli.group()
+def db() -> None:
+    """Schema migrations and the risk table (needs the database, not the queue)."""
+
+
+@db.command()
+@json_option
+def migrate(as_json: bool) -> None:
+    """Apply pending schema migrations."""
+    from producer import admin
+
+    try:
+        applied = admin.migrate()
+    except ZipscoreError as exc:
+        fail(exc, as_json)
+    emit({"applied": applied}, as_json, f"applied migrations: {applied or 'none pending'}")
+
+
+@db.command("load-zipcodes")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--if-empty", is_flag=True, help="Load only when no table is loaded yet.")
+@json_option
+def load_zipcodes(path: Path, if_empty: bool, as_json: bool) -> None:
+    """Replace the risk table with the rules in PATH, atomically."""
+    from producer import admin
+
+    try:
+        report = admin.load_zipcodes(path, if_empty=if_empty)
+    except ZipscoreError as exc:
+        fail(exc, as_json)
+    human = (
+        f"loaded {report['zipcodes']} zipcodes from {report['rules']} rules "
+        f"(table version {report['version']})"
+        if report["loaded"]
+        else f"kept the loaded table (version {report['version']})"
+    )
+    emit(report, as_json, human)
+
+
+@cli.command()
+@json_option
+def doctor(as_json: bool) -> None:
+    """Check that Postgres and Redis answer, and say what to start if not."""
+    from producer import admin
+
+    report = admin.doctor()
+    lines = [f"{name}: {state}" for name, state in report["services"].items()]
+    emit(report, as_json, "\n".join(lines))
+    if not report["ok"]:
+        sys.exit(1)
+
+
+def main() -> None:
+    """Console entry point: contract errors and surprises become one line, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else 1)
+    except click.exceptions.Abort:
+        click.echo("zipscore: aborted", err=True)
+        sys.exit(1)
+    except SettingsError as exc:
+        click.echo(f"zipscore: {exc}", err=True)
+        sys.exit(1)
+    except ZipscoreError as exc:
+        fail(exc, as_json="--json" in sys.argv)
+    except Exception as exc:  # the last line of defence: no traceback reaches a user
+        click.echo(f"zipscore: unexpected {type(exc).__name__}; see the worker logs", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The typed client that upstream services and the CLI use to ask zipscore questions.
+
+    from producer.client import Client
+    client = Client()
+    client.lookup(9000)            # LookupResult(zipcode=9000, risk_factor='B', exists=True)
+    client.by_risk_factor("A")     # RiskFactorListing(risk_factor='A', count=..., zipcodes=[...])
+
+Input is validated before anything is sent; answers come from the Redis result cache when
+warm, otherwise a task is sent by name to the `lookups` queue and awaited. Every failure is
+a `ZipscoreError` with a contract code. Only Celery's client side and redis are imported:
+no database driver is needed to submit work.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import celery.exceptions
+import kombu.exceptions
+import redis
+from pydantic import BaseModel
+
+from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
+from worker.errors import ErrorCode, ZipscoreError
+from worker.settings import Settings, get_settings
+from worker.validation import parse_risk_factor, parse_zipcode
+
+Answer = TypeVar("Answer", bound=BaseModel)
+_BACKEND_ERRORS = (
+    kombu.exceptions.OperationalError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+)
+
+
+class LookupResult(BaseModel):
+    zipcode: int
+    risk_factor: str | None
+    exists: bool
+
+
+class RiskFactorListing(BaseModel):
+    risk_factor: str
+    count: int
+    zipcodes: list[int]
+
+
+class Client:
+    """Sends zipscore tasks by name and waits for their answers, reading the cache first."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        cache: ResultCache | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        from worker.celery_app import app
+
+        self.settings = settings or get_settings()
+        self.timeout = timeout if timeout is not None else self.settings.lookup_timeout
+        self._app = app
+        self._cache = cache or cache_from_settings(self.settings)
+
+    def lookup(self, zipcode: int | str) -> LookupResult:
+        """The risk factor of one zipcode (`exists=False` for a valid but unknown one)."""
+        number = parse_zipcode(zipcode)
+        return self._ask(LookupResult, LOOKUP, number, "zipcodes.lookup")
+
+    def by_risk_factor(self, risk_factor: str) -> RiskFactorListing:
+        """Every zipcode carrying `risk_factor`, ascending."""
+        factor = parse_risk_factor(risk_factor)
+        return self._ask(RiskFactorListing, BY_RISK_FACTOR, factor, "zipcodes.by_risk_factor")
+
+    def _ask(self, model: type[Answer], kind: str, key: int | str, task: str) -> Answer:
+        cached = self._cached(kind, key)
+        if cached is not None:
+            return model.model_validate(cached)
+        return model.model_validate(self.call(task, key))
+
+    def _cached(self, kind: str, key: object) -> dict[str, Any] | None:
+        try:
+            return self._cache.get(kind, key)
+        except redis.RedisError:
+            return None  # the cache is an optimisation: the queue still answers
+
+    def call(self, task: str, *args: Any, timeout: float | None = None) -> dict[str, Any]:
+        """Send `task` by name, wait for its JSON answer, and raise contract errors."""
+        wait = timeout if timeout is not None else self.timeout
+        try:
+            result = self._app.send_task(task, args=args)
+        except Exception as exc:  # kombu, redis or the result backend giving up on connecting
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE, f"the queue is unreachable ({type(exc).__name__})"
+            ) from None
+        try:
+            payload = result.get(timeout=wait, propagate=True)
+        except celery.exceptions.TimeoutError:
+            raise ZipscoreError(
+                ErrorCode.TIMEOUT, f"no answer from a worker within {wait:g} s"
+            ) from None
+        except _BACKEND_ERRORS as exc:
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                f"the result store is unreachable ({type(exc).__name__})",
+            ) from None
+        except Exception as exc:  # the task itself failed after its retries
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE, f"the worker failed: {type(exc).__name__}"
+            ) from None
+        if not isinstance(payload, dict):
+            raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, "the worker answered nonsense")
+        if "error" in payload:
+            raise ZipscoreError.from_json(payload)
+        return payload
