@@ -1,0 +1,55 @@
+# zipscore's front door: every command a newcomer needs is a target here.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+PYTEST_ARGS ?=
+
+.PHONY: help install run test lint format typecheck coverage clean doctor migrate load-sample
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: ## create .venv with the locked dependencies (uv.lock)
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	uv sync --frozen --python python3
+
+doctor: install ## check that Postgres and Redis answer
+	zipscore doctor
+
+migrate: install ## apply schema migrations
+	zipscore db migrate
+
+load-sample: migrate ## load the sample risk table if none is loaded
+	zipscore db load-zipcodes ops/sample_data/risk-table.sample.csv --if-empty
+
+run: install ## migrate, load the sample table if empty, run worker + beat + flower
+	@zipscore doctor || { echo "make run: start the services above first" >&2; exit 1; }
+	zipscore db migrate
+	zipscore db load-zipcodes ops/sample_data/risk-table.sample.csv --if-empty
+	@mkdir -p var
+	honcho --procfile Procfile start
+
+lint: install ## ruff lint and format check
+	ruff check .
+	ruff format --check .
+
+format: install ## apply ruff's formatting and fixes
+	ruff format .
+	ruff check --fix .
+
+typecheck: install ## mypy, strict
+	mypy
+
+test: install lint typecheck ## the whole suite (unit, integration, e2e) with the gates
+	python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+coverage: install ## coverage report of worker/ and producer/ as HTML in reports/coverage
+	python -m pytest --cov --cov-report=html:reports/coverage --cov-report=term $(PYTEST_ARGS)
+
+clean: ## remove caches, reports and the virtualenv
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage reports var
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

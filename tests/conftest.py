@@ -1,0 +1,26 @@
+"""Shared test setup: every test run gets its own database name and Redis key prefix.
+
+They are set in the environment before any zipscore module reads its settings, so the
+Celery app, the cache and the CLI subprocesses of this run all use them, and a run never
+touches a running `make run` (or another test run) on the same Postgres and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+RUN_ID = uuid.uuid4().hex[:10]
+ADMIN_DATABASE_URL = os.environ.get(
+    "ZIPSCORE_TEST_ADMIN_DATABASE_URL",
+    os.environ.get("ZIPSCORE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+)
+TEST_DATABASE = f"zipscore_test_{RUN_ID}"
+TEST_DATABASE_URL = urlunsplit(urlsplit(ADMIN_DATABASE_URL)._replace(path=f"/{TEST_DATABASE}"))
+TEST_PREFIX = f"zipscore-test-{RUN_ID}"
+
+os.environ["ZIPSCORE_DATABASE_URL"] = TEST_DATABASE_URL
+os.environ["ZIPSCORE_REDIS_PREFIX"] = TEST_PREFIX
+
+pytest_plugins = ["tests.plugins.resources", "tests.services"]

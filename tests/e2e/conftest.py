@@ -1,0 +1,89 @@
+"""End-to-end tier: a real `celery -A worker worker` process and the `zipscore` console script.
+
+The processes get this run's database and a Redis prefix of their own, so the embedded
+worker of the integration tier never takes their messages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import TEST_PREFIX
+
+ROOT = Path(__file__).resolve().parents[2]
+E2E_PREFIX = f"{TEST_PREFIX}-e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def e2e_env(database: str) -> dict[str, str]:
+    return {**os.environ, "ZIPSCORE_REDIS_PREFIX": E2E_PREFIX, "PYTHONUNBUFFERED": "1"}
+
+
+def console(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the installed `zipscore` console script."""
+    exe = shutil.which("zipscore", path=str(Path(sys.executable).parent)) or "zipscore"
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def worker_process(
+    e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A prefork worker with two processes, as `make run` starts it; stopped with SIGTERM."""
+    log = tmp_path_factory.mktemp("e2e") / "worker.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "worker",
+                "-Q",
+                "lookups,index",
+                "-c",
+                "2",
+                "-n",
+                f"e2e-{os.getpid()}@%h",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=e2e_env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while b"ready." not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield process
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    client = redis.Redis.from_url(e2e_env.get("ZIPSCORE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    for key in client.scan_iter(match=f"{E2E_PREFIX}*", count=1000):
+        client.delete(key)

@@ -1,0 +1,109 @@
+"""The producer's client: validation before sending, the cache fast path, errors as codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import celery.exceptions
+import kombu.exceptions
+import pytest
+import redis
+
+from producer.client import Client, LookupResult
+from tests.unit.conftest import DictZipcodeStore
+from worker.cache import ResultCache
+from worker.celery_app import app
+from worker.errors import ErrorCode, ZipscoreError
+
+
+@pytest.fixture
+def client(cache: ResultCache) -> Client:
+    return Client(cache=cache, timeout=1.0)
+
+
+def test_a_miss_goes_through_the_queue_and_a_repeat_hits_the_cache(
+    client: Client, eager: list[tuple[str, tuple[Any, ...]]], store: DictZipcodeStore
+) -> None:
+    first = client.lookup(9000)
+    second = client.lookup("9000")
+    assert first == second == LookupResult(zipcode=9000, risk_factor="B", exists=True)
+    assert eager == [("zipcodes.lookup", (9000,))]
+    assert store.queries == 1
+
+
+def test_listing_by_risk_factor(client: Client, eager: list[tuple[str, tuple[Any, ...]]]) -> None:
+    listing = client.by_risk_factor("b")
+    assert listing.risk_factor == "B"
+    assert listing.count == len(listing.zipcodes) == 171
+    assert eager == [("zipcodes.by_risk_factor", ("B",))]
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda c: c.lookup(999), ErrorCode.ZIPCODE_NOT_VALID),
+        (lambda c: c.lookup("9000 OR 1=1"), ErrorCode.ZIPCODE_NOT_VALID),
+        (lambda c: c.by_risk_factor("A' OR '1'='1"), ErrorCode.RISK_FACTOR_NOT_VALID),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_sent(
+    client: Client, eager: list[tuple[str, tuple[Any, ...]]], call: Any, code: ErrorCode
+) -> None:
+    with pytest.raises(ZipscoreError) as caught:
+        call(client)
+    assert caught.value.code is code
+    assert eager == []
+
+
+class _Result:
+    def __init__(self, outcome: Any) -> None:
+        self.outcome = outcome
+
+    def get(self, **_: Any) -> Any:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+@pytest.mark.parametrize(
+    ("outcome", "code"),
+    [
+        (celery.exceptions.TimeoutError("late"), ErrorCode.TIMEOUT),
+        (kombu.exceptions.OperationalError("no broker"), ErrorCode.BACKEND_UNAVAILABLE),
+        (redis.ConnectionError("refused"), ErrorCode.BACKEND_UNAVAILABLE),
+        (RuntimeError("task blew up"), ErrorCode.BACKEND_UNAVAILABLE),
+        ("not a dict", ErrorCode.BACKEND_UNAVAILABLE),
+        ({"error": {"code": "ZIPCODE_NOT_VALID", "message": "m"}}, ErrorCode.ZIPCODE_NOT_VALID),
+    ],
+)
+def test_failures_become_contract_errors(
+    client: Client, monkeypatch: pytest.MonkeyPatch, outcome: Any, code: ErrorCode
+) -> None:
+    monkeypatch.setattr(app, "send_task", lambda *a, **k: _Result(outcome))
+    with pytest.raises(ZipscoreError) as caught:
+        client.lookup(9000)
+    assert caught.value.code is code
+
+
+def test_an_unreachable_cache_falls_back_to_the_queue(
+    eager: list[tuple[str, tuple[Any, ...]]], store: DictZipcodeStore
+) -> None:
+    class DownRedis:
+        def get(self, key: str) -> None:
+            raise redis.ConnectionError("down")
+
+    client = Client(cache=ResultCache(DownRedis(), "x", 60), timeout=1.0)  # type: ignore[arg-type]
+    assert client.lookup(9000).risk_factor == "B"
+    assert eager == [("zipcodes.lookup", (9000,))]
+
+
+def test_the_producer_imports_no_database_driver_or_http_client() -> None:
+    code = (
+        "import sys, producer.client, producer.cli; "
+        "heavy = [m for m in ('psycopg', 'psycopg_pool', 'httpx', 'worker.tasks', 'worker.db') "
+        "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,110 @@
+"""Settings from the environment, and the Celery configuration derived from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.celery_app import QUEUES, celery_config, create_app
+from worker.migrations import discover
+from worker.settings import Settings, SettingsError, get_settings
+
+
+def test_defaults_point_at_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ZIPSCORE_DATABASE_URL", "ZIPSCORE_REDIS_URL", "ZIPSCORE_REDIS_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database == "postgresql://postgres@127.0.0.1:5432/postgres"
+    assert (
+        settings.broker == settings.result_backend == settings.cache == "redis://127.0.0.1:6379/0"
+    )
+
+
+def test_split_redis_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZIPSCORE_REDIS_URL", "redis://h:6379/0")
+    monkeypatch.setenv("ZIPSCORE_CACHE_URL", "redis://c:6379/2")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.broker == "redis://h:6379/0"
+    assert settings.cache == "redis://c:6379/2"
+
+
+def test_dotenv_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZIPSCORE_LOOKUP_TIMEOUT", raising=False)
+    (tmp_path / ".env").write_text("ZIPSCORE_LOOKUP_TIMEOUT=7.5\n")
+    monkeypatch.chdir(tmp_path)
+    assert Settings().lookup_timeout == 7.5
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ZIPSCORE_DATABASE_URL", "mysql://x/y"),
+        ("ZIPSCORE_REDIS_URL", "http://nope"),
+        ("ZIPSCORE_LOOKUP_TIMEOUT", "soon"),
+        ("ZIPSCORE_REDIS_PREFIX", "bad prefix with spaces"),
+        ("ZIPSCORE_TASK_TIME_LIMIT", "10"),
+        ("ZIPSCORE_LOG_FORMAT", "xml"),
+    ],
+)
+def test_bad_settings_are_named_in_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as caught:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert name in str(caught.value)
+    assert value not in str(caught.value) or len(value) < 3
+
+
+def test_secrets_in_urls_never_appear_in_setting_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZIPSCORE_DATABASE_URL", "mysql://user:s3cr3t-pw@db/x")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as caught:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "s3cr3t-pw" not in str(caught.value)
+
+
+def test_celery_is_json_only_with_late_acks_and_limits() -> None:
+    config = celery_config(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert config["accept_content"] == ["json"]
+    assert config["result_accept_content"] == ["json"]
+    assert config["task_serializer"] == config["result_serializer"] == "json"
+    assert config["task_acks_late"] is True
+    assert config["worker_prefetch_multiplier"] == 1
+    assert config["task_soft_time_limit"] < config["task_time_limit"]
+    assert config["task_time_limit"] < config["broker_transport_options"]["visibility_timeout"]
+    assert config["broker_connection_retry_on_startup"] is True
+    assert config["worker_send_task_events"]
+    assert config["task_send_sent_event"]
+    assert {q.name for q in config["task_queues"]} == set(QUEUES)
+
+
+def test_the_prefix_isolates_broker_and_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZIPSCORE_REDIS_PREFIX", "blue")
+    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert app.conf.broker_transport_options["global_keyprefix"] == "blue:"
+    assert app.conf.result_backend_transport_options["global_keyprefix"] == "blue:"
+
+
+def test_migrations_are_numbered_and_ordered(tmp_path: Path) -> None:
+    assert [m.version for m in discover()][:1] == [1]
+    (tmp_path / "0002_b.sql").write_text("")
+    (tmp_path / "0001_a.sql").write_text("")
+    assert [m.version for m in discover(tmp_path)] == [1, 2]
+    (tmp_path / "0001_again.sql").write_text("")
+    with pytest.raises(ValueError, match="two migrations"):
+        discover(tmp_path)
+
+
+def test_misnamed_migration_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "init.sql").write_text("")
+    with pytest.raises(ValueError, match=r"NNNN_name\.sql"):
+        discover(tmp_path)

@@ -1,0 +1,90 @@
+"""Lookup tasks run eagerly against a dict table and fakeredis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.unit.conftest import DictZipcodeStore
+from worker import tasks
+from worker.cache import ResultCache
+from worker.celery_app import app
+from worker.risk_table import Rule
+
+
+def run(name: str, *args: Any) -> Any:
+    return app.tasks[name].apply(args=args).get()
+
+
+@pytest.mark.usefixtures("eager")
+def test_lookup_answers_and_caches_under_the_table_version(cache: ResultCache) -> None:
+    answer = run("zipcodes.lookup", 9000)
+    assert answer == {"zipcode": 9000, "risk_factor": "B", "exists": True}
+    assert cache.get("lookup", 9000) == answer
+
+
+@pytest.mark.usefixtures("eager")
+def test_valid_but_unknown_zipcode_exists_false() -> None:
+    assert run("zipcodes.lookup", "1501") == {"zipcode": 1501, "risk_factor": None, "exists": False}
+
+
+@pytest.mark.usefixtures("eager")
+@pytest.mark.parametrize("bad", [999, "10000", "abc", None, [1], {"a": 1}, 12.5, True])
+def test_a_task_message_with_a_bad_zipcode_gets_an_error_envelope(
+    bad: object, store: DictZipcodeStore
+) -> None:
+    answer = run("zipcodes.lookup", bad)
+    assert answer["error"]["code"] == "ZIPCODE_NOT_VALID"
+    assert store.queries == 0
+
+
+@pytest.mark.usefixtures("eager")
+def test_by_risk_factor_lists_ascending() -> None:
+    answer = run("zipcodes.by_risk_factor", "a")
+    assert answer["risk_factor"] == "A"
+    assert answer["zipcodes"] == list(range(9170, 9241))
+    assert answer["count"] == 71
+
+
+@pytest.mark.usefixtures("eager")
+def test_injection_in_a_task_message_reaches_no_query(store: DictZipcodeStore) -> None:
+    answer = run("zipcodes.by_risk_factor", "A' OR '1'='1")
+    assert answer["error"]["code"] == "RISK_FACTOR_NOT_VALID"
+    assert store.queries == 0
+
+
+@pytest.mark.usefixtures("eager")
+def test_reload_changes_the_answer_with_no_stale_cache(
+    store: DictZipcodeStore, cache: ResultCache
+) -> None:
+    assert run("zipcodes.lookup", 9000)["risk_factor"] == "B"
+    store.load([Rule(9000, 9000, "C")])
+    cache.publish_version(store.version)
+    assert cache.get("lookup", 9000) is None
+    assert run("zipcodes.lookup", 9000)["risk_factor"] == "C"
+
+
+def test_database_faults_are_retried_with_backoff_and_a_bound() -> None:
+    task = app.tasks["zipcodes.lookup"]
+    assert psycopg.OperationalError in task.autoretry_for
+    assert task.max_retries == 5
+    assert task.retry_jitter is True
+    longest_total_wait = sum(min(2**n, task.retry_backoff_max) for n in range(task.max_retries))
+    assert longest_total_wait < app.conf.broker_transport_options["visibility_timeout"]
+
+
+def test_transient_errors_are_not_swallowed_into_envelopes() -> None:
+    def broken() -> dict[str, Any]:
+        raise psycopg.OperationalError("down")
+
+    with pytest.raises(psycopg.OperationalError):
+        tasks.answer(broken)
+
+
+def test_task_names_are_explicit_and_routed() -> None:
+    app.loader.import_default_modules()
+    assert {"zipcodes.lookup", "zipcodes.by_risk_factor"} <= set(app.tasks)
+    routes = app.conf.task_routes
+    assert routes["zipcodes.*"] == {"queue": "lookups"}
