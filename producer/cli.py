@@ -12,6 +12,7 @@ are one line on stderr (and the contract's JSON on stdout with `--json`), never 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -47,8 +48,14 @@ def make_client() -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log what is sent (task ids) to stderr.")
+def cli(verbose: bool) -> None:
     """zipscore: Belgian zipcode risk factors through a Celery queue."""
+    from worker import log_setup
+
+    # Without -v the one-line answer or error is all a user sees: library retries and
+    # reconnects (logged by Celery at ERROR) stay quiet.
+    log_setup.configure(logging.INFO if verbose else logging.CRITICAL + 1)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

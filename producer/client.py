@@ -13,6 +13,7 @@ no database driver is needed to submit work.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 import celery.exceptions
@@ -26,6 +27,7 @@ from worker.settings import Settings, get_settings
 from worker.validation import parse_risk_factor, parse_zipcode
 
 Answer = TypeVar("Answer", bound=BaseModel)
+logger = logging.getLogger(__name__)
 _BACKEND_ERRORS = (
     kombu.exceptions.OperationalError,
     redis.ConnectionError,
@@ -90,6 +92,7 @@ class Client:
         wait = timeout if timeout is not None else self.timeout
         try:
             result = self._app.send_task(task, args=args)
+            logger.info("sent %s task_id=%s", task, result.id)
         except Exception as exc:  # kombu, redis or the result backend giving up on connecting
             raise ZipscoreError(
                 ErrorCode.BACKEND_UNAVAILABLE, f"the queue is unreachable ({type(exc).__name__})"

@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
+import worker.log_setup  # noqa: F401  (connects Celery's setup_logging signal)
 from worker.settings import Settings, get_settings
 
 QUEUES = ("lookups", "batch", "index")

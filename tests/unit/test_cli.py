@@ -148,3 +148,9 @@ def test_console_unreachable_broker_is_backend_unavailable() -> None:
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"]["code"] in {"BACKEND_UNAVAILABLE", "TIMEOUT"}
     assert done.stderr.count("\n") == 1
+
+
+def test_verbose_logs_the_task_id_sent(runner: CliRunner) -> None:
+    status, out, err = invoke(runner, "-v", "lookup", "1315")
+    assert (status, out) == (0, "B\n")
+    assert "sent zipcodes.lookup task_id=" in err

@@ -58,6 +58,8 @@ def test_bad_input_is_refused_before_anything_is_sent(
 
 
 class _Result:
+    id = "stub-task-id"
+
     def __init__(self, outcome: Any) -> None:
         self.outcome = outcome
 
@@ -85,6 +87,19 @@ def test_failures_become_contract_errors(
     with pytest.raises(ZipscoreError) as caught:
         client.lookup(9000)
     assert caught.value.code is code
+
+
+def test_a_send_that_fails_is_backend_unavailable(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: Any, **__: Any) -> None:
+        raise RuntimeError("Retry limit exceeded while trying to reconnect")
+
+    monkeypatch.setattr(app, "send_task", refuse)
+    with pytest.raises(ZipscoreError) as caught:
+        client.lookup(9000)
+    assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
+    assert "unreachable" in caught.value.message
 
 
 def test_an_unreachable_cache_falls_back_to_the_queue(
