@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format typecheck coverage clean doctor migrate load-sample
+.PHONY: help install browser run test lint format typecheck coverage clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,6 +16,12 @@ help:  ## list the targets
 install: ## create .venv with the locked dependencies (uv.lock)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	uv sync --frozen --python python3
+
+browser: ## install Debian's chromium for the dashboard test, when missing (needs root)
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make browser: run 'sudo apt-get install chromium' for the dashboard test" >&2; fi; }
 
 doctor: install ## check that Postgres and Redis answer
 	zipscore doctor
@@ -44,7 +50,7 @@ format: install ## apply ruff's formatting and fixes
 typecheck: install ## mypy, strict
 	mypy
 
-test: install lint typecheck ## the whole suite (unit, integration, e2e) with the gates
+test: install browser lint typecheck ## the whole suite (unit, integration, e2e) with the gates
 	python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 coverage: install ## coverage report of worker/ and producer/ as HTML in reports/coverage

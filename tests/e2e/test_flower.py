@@ -1,0 +1,132 @@
+"""Flower behind authentication, checked over HTTP and in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ROOT, console
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "reports" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Flower:
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self.url, self.user, self.password = url, user, password
+
+
+@pytest.fixture(scope="module")
+def flower(
+    e2e_env: dict[str, str],
+    worker_process: subprocess.Popen[bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Flower]:
+    port = free_port()
+    user, password = "zipscore", secrets.token_urlsafe(12)
+    log = tmp_path_factory.mktemp("flower") / "flower.log"
+    env = {
+        **e2e_env,
+        "FLOWER_ADDRESS": "127.0.0.1",
+        "FLOWER_PORT": str(port),
+        "FLOWER_BASIC_AUTH": f"{user}:{password}",
+    }
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker.flower_guard"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/healthcheck", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"flower did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield Flower(url, user, password)
+    process.terminate()
+    process.wait(15)
+    assert password not in log.read_text(), "the password must never reach the logs"
+
+
+def test_flower_refuses_requests_without_credentials(flower: Flower) -> None:
+    assert httpx.get(f"{flower.url}/workers", timeout=10).status_code == 401
+    assert httpx.get(f"{flower.url}/api/workers", timeout=10).status_code == 401
+    wrong = httpx.get(f"{flower.url}/workers", auth=(flower.user, "wrong"), timeout=10)
+    assert wrong.status_code == 401
+
+
+def test_flower_with_credentials_sees_the_worker(flower: Flower) -> None:
+    node = f"e2e-{os.getpid()}@"
+    deadline = time.monotonic() + 30
+    workers: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        answer = httpx.get(
+            f"{flower.url}/api/workers",
+            params={"refresh": "1"},
+            auth=(flower.user, flower.password),
+            timeout=20,
+        )
+        assert answer.status_code == 200
+        workers = answer.json()
+        if any(name.startswith(node) for name in workers):
+            break
+        time.sleep(0.5)
+    assert any(name.startswith(node) for name in workers), workers
+
+
+def test_dashboard_in_headless_chromium(flower: Flower, e2e_env: dict[str, str]) -> None:
+    if not CHROMIUM.exists():
+        if os.environ.get("ZIPSCORE_REQUIRE_SERVICES") == "1":
+            pytest.fail("chromium is required in CI (make browser installs it)")
+        pytest.skip("chromium is not installed: `make browser` installs Debian's package")
+    from playwright.sync_api import sync_playwright
+
+    for zipcode in ("9000", "1000", "1501"):
+        assert console("lookup", zipcode, env=e2e_env).returncode == 0
+    node = f"e2e-{os.getpid()}@"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        try:
+            context = browser.new_context(
+                http_credentials={"username": flower.user, "password": flower.password},
+                viewport={"width": 1400, "height": 900},
+            )
+            page = context.new_page()
+            page.goto(f"{flower.url}/workers", wait_until="networkidle")
+            page.get_by_text(node).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(SCREENSHOTS / "flower-workers.png"), full_page=True)
+            page.goto(f"{flower.url}/tasks", wait_until="networkidle")
+            page.get_by_text("zipcodes.lookup").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(SCREENSHOTS / "flower-tasks.png"), full_page=True)
+        finally:
+            browser.close()
