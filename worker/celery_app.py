@@ -19,7 +19,7 @@ from kombu import Queue
 from worker.settings import Settings, get_settings
 
 QUEUES = ("lookups", "batch", "index")
-TASK_MODULES = ["worker.tasks"]
+TASK_MODULES = ["worker.tasks", "worker.index_tasks"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
