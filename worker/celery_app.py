@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
+from worker.beat import SCHEDULE_FILE, beat_schedule, tick_interval
 from worker.settings import Settings, get_settings
 
 QUEUES = ("lookups", "batch", "index")
@@ -84,6 +85,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "timezone": "Europe/Brussels",
         "enable_utc": True,
+        # One beat at a time (a Redis lock), its state in a directory a non-root user owns.
+        "beat_scheduler": "worker.beat:LockedScheduler",
+        "beat_schedule": beat_schedule(settings),
+        "beat_schedule_filename": str(settings.beat_schedule_dir / SCHEDULE_FILE),
+        "beat_max_loop_interval": tick_interval(settings),
     }
 
 
