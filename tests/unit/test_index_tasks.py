@@ -295,7 +295,9 @@ def test_the_retry_policy_is_bounded_and_well_under_the_visibility_timeout() -> 
     assert task.retry_backoff_max + settings.task_time_limit < visibility / 2
 
 
-def test_the_default_policy_waits_minutes_not_an_hour() -> None:
+def test_the_default_policy_waits_minutes_not_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MAX_RETRIES", "BACKOFF_SECONDS", "BACKOFF_MAX_SECONDS"):
+        monkeypatch.delenv(f"ZIPSCORE_INDEX_RETRY_{name}", raising=False)
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
     policy = retry_policy(defaults)
     assert (policy["max_retries"], policy["retry_backoff"], policy["retry_backoff_max"]) == (
