@@ -2,6 +2,7 @@
 
     zipscore lookup 9000 [--json]
     zipscore zipcodes --risk-factor A [--json]
+    zipscore index [--base-year 2004] [--json] | zipscore index refresh [--json]
     zipscore db migrate | zipscore db load-zipcodes FILE [--if-empty]
     zipscore doctor
 
@@ -81,6 +82,41 @@ def zipcodes(risk_factor: str, as_json: bool) -> None:
     except ZipscoreError as exc:
         fail(exc, as_json)
     emit(listing.model_dump(), as_json, " ".join(str(z) for z in listing.zipcodes))
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--base-year", "base_year", default=None, help="1996, 2004, 2013 or 2025.")
+@json_option
+@click.pass_context
+def index(ctx: click.Context, base_year: str | None, as_json: bool) -> None:
+    """Latest Belgian health index for a base year (default 2004); `refresh` to update it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        answer = make_client().index(base_year)
+    except ZipscoreError as exc:
+        fail(exc, as_json)
+    human = f"{answer.index:g} ({answer.base_year} = 100, {answer.period})"
+    if answer.stale:
+        human += f"; stale: last refreshed {answer.fetched_at}"
+    emit(answer.model_dump(), as_json, human)
+
+
+@index.command("refresh")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=None, help="Seconds to wait.")
+@json_option
+def index_refresh(timeout: float | None, as_json: bool) -> None:
+    """Refresh the health index from Statbel now, and wait for the outcome."""
+    try:
+        report = make_client().refresh_index(timeout=timeout)
+    except ZipscoreError as exc:
+        fail(exc, as_json)
+    human = (
+        f"stored {report.months_stored} months ({report.months_new} new, "
+        f"{report.months_changed} changed) for base years "
+        f"{', '.join(map(str, report.base_years))}"
+    )
+    emit(report.model_dump(), as_json, human)
 
 
 @cli.group()

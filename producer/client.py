@@ -4,6 +4,8 @@
     client = Client()
     client.lookup(9000)            # LookupResult(zipcode=9000, risk_factor='B', exists=True)
     client.by_risk_factor("A")     # RiskFactorListing(risk_factor='A', count=..., zipcodes=[...])
+    client.index(2004)             # IndexAnswer(base_year=2004, index=135.61, ...)
+    client.refresh_index()         # RefreshReport(months_stored=..., months_new=..., ...)
 
 Input is validated before anything is sent; answers come from the Redis result cache when
 warm, otherwise a task is sent by name to the `lookups` queue and awaited. Every failure is
@@ -23,8 +25,9 @@ from pydantic import BaseModel
 
 from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
 from worker.errors import ErrorCode, ZipscoreError
+from worker.index_cache import IndexCache, index_cache_from_settings, utcnow, with_staleness
 from worker.settings import Settings, get_settings
-from worker.validation import parse_risk_factor, parse_zipcode
+from worker.validation import parse_base_year, parse_risk_factor, parse_zipcode
 
 Answer = TypeVar("Answer", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ _BACKEND_ERRORS = (
     redis.TimeoutError,
     OSError,
 )
+_EXPLAINED_FAILURES = frozenset({"SourceUnavailable", "SourceRefused", "DocumentRefused"})
 
 
 class LookupResult(BaseModel):
@@ -48,6 +52,22 @@ class RiskFactorListing(BaseModel):
     zipcodes: list[int]
 
 
+class IndexAnswer(BaseModel):
+    base_year: int
+    index: float
+    period: str
+    fetched_at: str
+    stale: bool
+
+
+class RefreshReport(BaseModel):
+    months_stored: int
+    months_new: int
+    months_changed: int
+    base_years: list[int]
+    refreshed_at: str
+
+
 class Client:
     """Sends zipscore tasks by name and waits for their answers, reading the cache first."""
 
@@ -56,6 +76,7 @@ class Client:
         settings: Settings | None = None,
         *,
         cache: ResultCache | None = None,
+        index_cache: IndexCache | None = None,
         timeout: float | None = None,
     ) -> None:
         from worker.celery_app import app
@@ -64,6 +85,7 @@ class Client:
         self.timeout = timeout if timeout is not None else self.settings.lookup_timeout
         self._app = app
         self._cache = cache or cache_from_settings(self.settings)
+        self._index_cache = index_cache or index_cache_from_settings(self.settings)
 
     def lookup(self, zipcode: int | str) -> LookupResult:
         """The risk factor of one zipcode (`exists=False` for a valid but unknown one)."""
@@ -74,6 +96,37 @@ class Client:
         """Every zipcode carrying `risk_factor`, ascending."""
         factor = parse_risk_factor(risk_factor)
         return self._ask(RiskFactorListing, BY_RISK_FACTOR, factor, "zipcodes.by_risk_factor")
+
+    def index(self, base_year: int | str | None = None) -> IndexAnswer:
+        """The latest health index for a base year (default ZIPSCORE_INDEX_DEFAULT_BASE_YEAR).
+
+        Raises:
+            ZipscoreError: WRONG_YEAR (refused before sending), INDEX_UNAVAILABLE when no
+                refresh has succeeded yet, TIMEOUT or BACKEND_UNAVAILABLE.
+        """
+        supported = self.settings.index_base_years
+        year = parse_base_year(
+            self.settings.index_default_base_year if base_year is None else base_year, supported
+        )
+        try:
+            cached = self._index_cache.get(year)
+        except redis.RedisError:
+            cached = None  # the cache is an optimisation: the queue still answers
+        if cached is not None:
+            answer = with_staleness(cached, self.settings.index_stale_after_seconds, utcnow())
+            return IndexAnswer.model_validate(answer)
+        return IndexAnswer.model_validate(self.call("index.latest", year))
+
+    def refresh_index(self, timeout: float | None = None) -> RefreshReport:
+        """Enqueue a refresh from Statbel now and wait for its report.
+
+        Raises:
+            ZipscoreError: INDEX_UNAVAILABLE when the refresh failed (the previous values
+                stay in service), TIMEOUT when it is still running (e.g. retrying).
+        """
+        wait = timeout if timeout is not None else self.settings.index_refresh_timeout
+        report = self.call("index.refresh", timeout=wait, failure_code=ErrorCode.INDEX_UNAVAILABLE)
+        return RefreshReport.model_validate(report)
 
     def _ask(self, model: type[Answer], kind: str, key: int | str, task: str) -> Answer:
         cached = self._cached(kind, key)
@@ -87,8 +140,17 @@ class Client:
         except redis.RedisError:
             return None  # the cache is an optimisation: the queue still answers
 
-    def call(self, task: str, *args: Any, timeout: float | None = None) -> dict[str, Any]:
-        """Send `task` by name, wait for its JSON answer, and raise contract errors."""
+    def call(
+        self,
+        task: str,
+        *args: Any,
+        timeout: float | None = None,
+        failure_code: ErrorCode = ErrorCode.BACKEND_UNAVAILABLE,
+    ) -> dict[str, Any]:
+        """Send `task` by name, wait for its JSON answer, and raise contract errors.
+
+        `failure_code` is the code of a task that failed after its retries.
+        """
         wait = timeout if timeout is not None else self.timeout
         try:
             result = self._app.send_task(task, args=args)
@@ -109,11 +171,18 @@ class Client:
                 f"the result store is unreachable ({type(exc).__name__})",
             ) from None
         except Exception as exc:  # the task itself failed after its retries
-            raise ZipscoreError(
-                ErrorCode.BACKEND_UNAVAILABLE, f"the worker failed: {type(exc).__name__}"
-            ) from None
+            raise ZipscoreError(failure_code, _failure(exc)) from None
         if not isinstance(payload, dict):
             raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, "the worker answered nonsense")
         if "error" in payload:
             raise ZipscoreError.from_json(payload)
         return payload
+
+
+def _failure(exc: Exception) -> str:
+    """One line about a failed task: its type, and its message when it is one of ours."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    # Only the source's and the document's refusals are echoed: they are written by
+    # zipscore and carry no secrets; other messages may (a DSN, a URL with a password).
+    detail = f": {text}" if text and type(exc).__name__ in _EXPLAINED_FAILURES else ""
+    return f"the worker failed: {type(exc).__name__}{detail}"

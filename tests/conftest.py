@@ -22,5 +22,10 @@ TEST_PREFIX = f"zipscore-test-{RUN_ID}"
 
 os.environ["ZIPSCORE_DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["ZIPSCORE_REDIS_PREFIX"] = TEST_PREFIX
+# A fast health index retry policy for this run (countdowns of 0-1 s, two retries), so the
+# integration tier sees retries end within seconds; the defaults are tested explicitly.
+os.environ["ZIPSCORE_INDEX_RETRY_MAX_RETRIES"] = "2"
+os.environ["ZIPSCORE_INDEX_RETRY_BACKOFF_SECONDS"] = "1"
+os.environ["ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS"] = "1"
 
 pytest_plugins = ["tests.plugins.resources", "tests.services"]

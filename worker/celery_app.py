@@ -17,10 +17,11 @@ from celery import Celery
 from kombu import Queue
 
 import worker.log_setup  # noqa: F401  (connects Celery's setup_logging signal)
+from worker.beat import SCHEDULE_FILE, beat_schedule, tick_interval
 from worker.settings import Settings, get_settings
 
 QUEUES = ("lookups", "batch", "index")
-TASK_MODULES = ["worker.tasks"]
+TASK_MODULES = ["worker.tasks", "worker.index_tasks"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -85,6 +86,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "timezone": "Europe/Brussels",
         "enable_utc": True,
+        # One beat at a time (a Redis lock), its state in a directory a non-root user owns.
+        "beat_scheduler": "worker.beat:LockedScheduler",
+        "beat_schedule": beat_schedule(settings),
+        "beat_schedule_filename": str(settings.beat_schedule_dir / SCHEDULE_FILE),
+        "beat_max_loop_interval": tick_interval(settings),
     }
 
 

@@ -1,16 +1,23 @@
-"""The per-process collaborators of tasks: the zipcode store and the result cache.
+"""The per-process collaborators of tasks: stores, caches and the health index source.
 
 Created on first use in each worker process (after the fork). Unit tests swap them with
-`use(...)` to run tasks eagerly against a dict and fakeredis.
+`use(...)` / `use_index(...)` to run tasks eagerly against memory and fakeredis;
+integration tests point the embedded worker at a local fake Statbel with `use_index`.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from worker.cache import ResultCache, cache_from_settings
+from worker.index_cache import IndexCache, index_cache_from_settings
 from worker.zipcodes import PostgresZipcodeStore, ZipcodeStore
+
+if TYPE_CHECKING:
+    from worker.index import Source
+    from worker.index_store import HealthIndexStore
 
 
 @dataclass
@@ -18,6 +25,10 @@ class _Runtime:
     store: ZipcodeStore | None = None
     cache: ResultCache | None = None
     pid: int = 0
+    index_pid: int = 0
+    index_store: HealthIndexStore | None = None
+    index_cache: IndexCache | None = None
+    statbel: Source | None = None
 
 
 _current = _Runtime()
@@ -48,3 +59,45 @@ def cache() -> ResultCache:
     if runtime.cache is None:
         runtime.cache = cache_from_settings()
     return runtime.cache
+
+
+def use_index(
+    store: HealthIndexStore | None = None,
+    cache: IndexCache | None = None,
+    source: Source | None = None,
+) -> None:
+    """Install the health index collaborators for this process; None restores the defaults."""
+    _current.index_store, _current.index_cache, _current.statbel = store, cache, source
+    _current.index_pid = os.getpid()
+
+
+def _fresh_index() -> _Runtime:
+    if _current.index_pid != os.getpid():
+        use_index()
+    return _current
+
+
+def index_store() -> HealthIndexStore:
+    runtime = _fresh_index()
+    if runtime.index_store is None:
+        from worker.db import get_pool
+        from worker.index_store import PostgresHealthIndexStore
+
+        runtime.index_store = PostgresHealthIndexStore(get_pool())
+    return runtime.index_store
+
+
+def index_cache() -> IndexCache:
+    runtime = _fresh_index()
+    if runtime.index_cache is None:
+        runtime.index_cache = index_cache_from_settings()
+    return runtime.index_cache
+
+
+def statbel() -> Source:
+    runtime = _fresh_index()
+    if runtime.statbel is None:
+        from worker.statbel import source_from_settings
+
+        runtime.statbel = source_from_settings()
+    return runtime.statbel

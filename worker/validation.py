@@ -1,4 +1,4 @@
-"""Validation of every value that comes from outside: zipcodes and risk factors.
+"""Validation of every value that comes from outside: zipcodes, risk factors, base years.
 
 Both the producer (before anything is sent) and the worker (before anything is queried)
 call these, so a message that skipped the client is still checked.
@@ -60,3 +60,23 @@ def parse_risk_factor(value: object) -> str:
         ErrorCode.RISK_FACTOR_NOT_VALID,
         f"risk factor must be one of {', '.join(RISK_FACTORS)}, not {_echo(value)}",
     )
+
+
+def parse_base_year(value: object, supported: tuple[int, ...]) -> int:
+    """A health index base year among `supported`, from an int or a string of ASCII digits.
+
+    Raises:
+        ZipscoreError: WRONG_YEAR for anything else.
+    """
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        text = value.strip()
+        number = int(text) if len(text) <= 4 else None
+    if number is None or number not in supported:
+        raise ZipscoreError(
+            ErrorCode.WRONG_YEAR,
+            f"base year must be one of {', '.join(map(str, supported))}, not {_echo(value)}",
+        )
+    return number

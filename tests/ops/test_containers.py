@@ -92,7 +92,7 @@ def test_workers_split_interactive_and_batch_queues(services: dict[str, dict[str
 def test_exactly_one_beat_with_writable_state(services: dict[str, dict[str, Any]]) -> None:
     beat = services["beat"]
     assert beat["deploy"]["replicas"] == 1
-    assert "/app/var/celerybeat-schedule" in beat["command"]
+    assert beat["environment"]["ZIPSCORE_BEAT_SCHEDULE_DIR"] == "/app/var"
     assert any(v.endswith(":/app/var") for v in beat["volumes"])
 
 

@@ -1,8 +1,10 @@
-"""Unit tier: tasks run eagerly, Redis is fakeredis, the risk table is a dict. No network."""
+"""Unit tier: tasks run eagerly, Redis is fakeredis, stores are in memory. No network."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import fakeredis
@@ -11,7 +13,11 @@ import pytest
 from worker import runtime
 from worker.cache import ResultCache
 from worker.celery_app import app
+from worker.health_index import IndexMonth
+from worker.index_cache import IndexCache
+from worker.index_store import Latest, StoreReport
 from worker.risk_table import Rule, expand
+from worker.statbel import StatbelSource
 
 
 class DictZipcodeStore:
@@ -80,3 +86,65 @@ def eager(
     runtime.use(store=store, cache=cache)
     yield sent
     runtime.use()
+
+
+class MemoryHealthIndexStore:
+    """The health index history in memory, with the Postgres store's upsert semantics."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[int, date], tuple[Decimal, datetime]] = {}
+        self.refreshes: list[tuple[datetime, tuple[int, ...]]] = []
+        self.now = datetime.now(UTC)
+
+    def is_empty(self) -> bool:
+        return not self.rows
+
+    def store(self, months: Sequence[IndexMonth]) -> StoreReport:
+        new = changed = 0
+        for month in months:
+            key = (month.base_year, month.period)
+            if key not in self.rows:
+                new += 1
+            elif self.rows[key][0] != month.value:
+                changed += 1
+            else:
+                continue
+            self.rows[key] = (month.value, self.now)
+        base_years = tuple(sorted({m.base_year for m in months}))
+        self.refreshes.append((self.now, base_years))
+        return StoreReport(base_years, len(months), new, changed, self.now)
+
+    def latest(self, base_year: int) -> Latest | None:
+        periods = [period for (year, period) in self.rows if year == base_year]
+        if not periods:
+            return None
+        value, fetched_at = self.rows[(base_year, max(periods))]
+        confirmed = [at for at, years in self.refreshes if base_year in years]
+        return Latest(base_year, max(periods), value, max(confirmed, default=fetched_at))
+
+
+STATBEL_TEST_URL = "https://statbel.test/bestat/api/views/health-index/result/JSON"
+
+
+@pytest.fixture
+def index_store() -> MemoryHealthIndexStore:
+    return MemoryHealthIndexStore()
+
+
+@pytest.fixture
+def index_cache(redis_client: fakeredis.FakeRedis) -> IndexCache:
+    return IndexCache(redis_client, "unit", ttl_seconds=60)
+
+
+@pytest.fixture
+def index_eager(
+    eager: list[tuple[str, tuple[Any, ...]]],
+    index_store: MemoryHealthIndexStore,
+    index_cache: IndexCache,
+) -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
+    """Index tasks run eagerly against memory and fakeredis; Statbel is STATBEL_TEST_URL,
+    to be mocked with respx (an unmocked request fails: respx refuses real network)."""
+    source = StatbelSource(STATBEL_TEST_URL, timeout=2.0, max_bytes=5_000_000)
+    runtime.use_index(store=index_store, cache=index_cache, source=source)
+    yield eager
+    runtime.use_index()

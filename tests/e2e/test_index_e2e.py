@@ -1,0 +1,47 @@
+"""`zipscore index` as a user types it, against a real worker process and Postgres."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.e2e.conftest import console
+from tests.statbel_documents import fixture_body
+from worker import db
+from worker.health_index import parse_document
+from worker.index_store import PostgresHealthIndexStore
+
+pytestmark = pytest.mark.usefixtures("worker_process")
+
+
+@pytest.fixture
+def history(conn: psycopg.Connection) -> Iterator[None]:
+    """The fixture's months stored as a refresh would store them."""
+    conn.execute("TRUNCATE health_index, index_refreshes")
+    PostgresHealthIndexStore(db.get_pool()).store(parse_document(fixture_body(), (2004, 2013)))
+    yield
+    conn.execute("TRUNCATE health_index, index_refreshes")
+
+
+@pytest.mark.usefixtures("history")
+def test_index_through_the_worker_then_from_the_cache(e2e_env: dict[str, str]) -> None:
+    cold = console("index", "--base-year", "2013", "--json", env=e2e_env)
+    warm = console("index", "--base-year", "2013", "--json", env=e2e_env)
+    assert (cold.returncode, warm.returncode) == (0, 0), cold.stderr + warm.stderr
+    assert json.loads(cold.stdout) == json.loads(warm.stdout)
+    answer = json.loads(cold.stdout)
+    assert (answer["base_year"], answer["index"], answer["period"], answer["stale"]) == (
+        2013,
+        112.29,
+        "2021-09",
+        False,
+    )
+
+
+def test_index_wrong_year_exits_2(e2e_env: dict[str, str]) -> None:
+    done = console("index", "--base-year", "1999", env=e2e_env)
+    assert done.returncode == 2
+    assert done.stderr.startswith("zipscore: WRONG_YEAR: ")

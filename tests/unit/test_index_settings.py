@@ -1,0 +1,96 @@
+"""Settings of the health index and beat, and base year validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.errors import ErrorCode, ZipscoreError
+from worker.settings import STATBEL_URL, Settings, SettingsError, get_settings
+from worker.validation import parse_base_year
+
+SUPPORTED = (1996, 2004, 2013, 2025)
+
+
+def fresh(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for name, value in env.items():
+        monkeypatch.setenv(f"ZIPSCORE_{name.upper()}", value)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_index_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = fresh(monkeypatch)
+    assert str(settings.statbel_url) == STATBEL_URL
+    assert STATBEL_URL.startswith("https://bestat.statbel.fgov.be/bestat/api/views/")
+    assert settings.index_base_years == SUPPORTED
+    assert settings.index_default_base_year == 2004
+    assert settings.index_stale_after_seconds == 3 * 86_400
+    assert settings.index_refresh_crontab == ("15", "7", "*", "*", "*")
+    assert settings.beat_schedule_dir == Path("var")
+
+
+def test_base_years_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = fresh(monkeypatch, index_base_years=" 2013, 2004 ,2004")
+    assert settings.index_base_years == (2004, 2013)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ZIPSCORE_INDEX_BASE_YEARS", "2004,abc"),
+        ("ZIPSCORE_INDEX_BASE_YEARS", "1200"),
+        ("ZIPSCORE_INDEX_REFRESH_CRON", "every day"),
+        ("ZIPSCORE_INDEX_REFRESH_CRON", "61 7 * * *"),
+        ("ZIPSCORE_STATBEL_URL", "ftp://statbel"),
+        ("ZIPSCORE_INDEX_STALE_AFTER_SECONDS", "5"),
+        ("ZIPSCORE_STATBEL_MAX_BYTES", "-1"),
+    ],
+)
+def test_bad_index_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match=name):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"ZIPSCORE_INDEX_DEFAULT_BASE_YEAR": "1988"}, "DEFAULT_BASE_YEAR"),
+        ({"ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS": "3000"}, "VISIBILITY_TIMEOUT"),
+    ],
+)
+def test_inconsistent_index_settings_are_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], says: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as caught:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert says in str(caught.value)
+    assert "ZIPSCORE_:" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("value", "year"), [(2004, 2004), ("2013", 2013), (" 1996 ", 1996)])
+def test_supported_base_years(value: object, year: int) -> None:
+    assert parse_base_year(value, SUPPORTED) == year
+
+
+@pytest.mark.parametrize(
+    "value", [2005, "1988", "2004 = 100", "20040", True, None, 2004.0, "", "２００４", [2004]]
+)
+def test_other_base_years_are_wrong_year(value: object) -> None:
+    with pytest.raises(ZipscoreError) as caught:
+        parse_base_year(value, SUPPORTED)
+    assert caught.value.code is ErrorCode.WRONG_YEAR
+    assert "1996, 2004, 2013, 2025" in caught.value.message

@@ -1,0 +1,317 @@
+"""Health index tasks run eagerly: Statbel mocked with respx, memory store, fakeredis cache."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import respx
+
+from tests.statbel_documents import (
+    FIXTURE_MONTHS,
+    LATEST_2025,
+    PUBLISHED_SEPTEMBER_2021,
+    document,
+    fact,
+    fixture_body,
+    with_value,
+)
+from tests.unit.conftest import STATBEL_TEST_URL, MemoryHealthIndexStore
+from worker import index
+from worker.celery_app import app
+from worker.health_index import DocumentRefused
+from worker.index_cache import IndexCache
+from worker.index_tasks import longest_retry_wait, retry_policy
+from worker.settings import Settings, get_settings
+from worker.statbel import SourceRefused, SourceUnavailable
+
+pytestmark = pytest.mark.usefixtures("index_eager")
+SUPPORTED = (1996, 2004, 2013, 2025)
+
+
+def statbel(*answers: httpx.Response | Exception) -> respx.Route:
+    """Statbel answers these, in order (the last one repeats)."""
+    sequence = list(answers)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        item = sequence.pop(0) if len(sequence) > 1 else sequence[0]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    route = respx.get(STATBEL_TEST_URL).mock(side_effect=answer)
+    route.reset()  # the same route again when a test changes Statbel's answer: count anew
+    return route
+
+
+def refresh(**kwargs: Any) -> Any:
+    return app.tasks["index.refresh"].apply(kwargs=kwargs)
+
+
+def latest(base_year: object) -> Any:
+    return app.tasks["index.latest"].apply(args=(base_year,)).get()
+
+
+@respx.mock
+def test_a_refresh_stores_every_month_and_caches_the_latest(
+    index_store: MemoryHealthIndexStore, index_cache: IndexCache
+) -> None:
+    statbel(httpx.Response(200, content=fixture_body()))
+    report = refresh().get()
+    assert report["months_stored"] == report["months_new"] == FIXTURE_MONTHS
+    assert report["months_changed"] == 0
+    assert report["base_years"] == list(SUPPORTED)
+    assert len(index_store.rows) == FIXTURE_MONTHS
+    cached = index_cache.get(2004)
+    assert cached is not None
+    assert {k: cached[k] for k in ("base_year", "index", "period")} == {
+        "base_year": 2004,
+        "index": 135.61,
+        "period": "2021-09",
+    }
+
+
+@respx.mock
+@pytest.mark.parametrize(("base_year", "value"), sorted(PUBLISHED_SEPTEMBER_2021.items()))
+def test_latest_answers_the_published_values(base_year: int, value: float) -> None:
+    statbel(httpx.Response(200, content=fixture_body()))
+    refresh().get()
+    answer = latest(base_year)
+    assert answer["index"] == value
+    assert answer["period"] == "2021-09"
+    assert answer["stale"] is False
+    assert datetime.fromisoformat(answer["fetched_at"]).tzinfo is not None
+
+
+@respx.mock
+def test_base_2025_answers_its_own_latest_month() -> None:
+    statbel(httpx.Response(200, content=fixture_body()))
+    refresh().get()
+    answer = latest("2025")
+    assert (answer["period"], answer["index"]) == (LATEST_2025["period"], LATEST_2025["index"])
+
+
+@respx.mock
+def test_a_second_refresh_of_the_same_data_changes_nothing(
+    index_store: MemoryHealthIndexStore,
+) -> None:
+    statbel(httpx.Response(200, content=fixture_body()))
+    refresh().get()
+    rows_before = dict(index_store.rows)
+    index_store.now += timedelta(hours=1)
+    again = refresh().get()
+    assert (again["months_stored"], again["months_new"], again["months_changed"]) == (
+        FIXTURE_MONTHS,
+        0,
+        0,
+    )
+    assert index_store.rows == rows_before
+
+
+@respx.mock
+def test_a_revised_value_is_updated_and_reported() -> None:
+    statbel(httpx.Response(200, content=fixture_body()))
+    refresh().get()
+    statbel(httpx.Response(200, content=with_value(2004, "September 2021", 135.7)))
+    report = refresh().get()
+    assert (report["months_new"], report["months_changed"]) == (0, 1)
+    assert latest(2004)["index"] == 135.7
+
+
+TRANSIENT_FAULTS = [
+    httpx.ConnectError("connection refused"),
+    httpx.ReadTimeout("read timed out"),
+    httpx.Response(503, text="maintenance"),
+    httpx.Response(500),
+    httpx.Response(429, headers={"Retry-After": "60"}),
+]
+
+
+@respx.mock
+@pytest.mark.parametrize("fault", TRANSIENT_FAULTS, ids=lambda f: repr(f)[:30])
+def test_transient_faults_are_retried_a_bounded_number_of_times_then_fail(
+    fault: httpx.Response | Exception,
+    index_store: MemoryHealthIndexStore,
+    index_cache: IndexCache,
+) -> None:
+    route = statbel(fault)
+    result = refresh()
+    assert result.state == "FAILURE"
+    assert isinstance(result.result, SourceUnavailable)
+    assert route.call_count == get_settings().index_retry_max_retries + 1
+    assert index_store.rows == {}
+    assert index_cache.get(2004) is None
+
+
+@respx.mock
+def test_a_fault_then_success_is_retried_into_a_success() -> None:
+    route = statbel(httpx.ConnectError("down"), httpx.Response(200, content=fixture_body()))
+    assert refresh().get()["months_new"] == FIXTURE_MONTHS
+    assert route.call_count == 2
+
+
+REFUSED = [
+    (httpx.Response(404), SourceRefused),
+    (httpx.Response(200, text="<html>maintenance</html>"), DocumentRefused),
+    (httpx.Response(200, content=document(fact(value=-5))), DocumentRefused),
+    (httpx.Response(200, content=document(fact(value="135.61"))), DocumentRefused),
+    (httpx.Response(200, content=b'{"facts": 12}'), DocumentRefused),
+    (httpx.Response(200, content=b"x" * 10_000_000), SourceRefused),
+]
+
+
+@respx.mock
+@pytest.mark.parametrize(("answer", "error"), REFUSED, ids=lambda x: repr(x)[:40])
+def test_refused_answers_fail_at_once_and_keep_the_previous_values(
+    answer: httpx.Response, error: type[Exception], index_store: MemoryHealthIndexStore
+) -> None:
+    statbel(httpx.Response(200, content=fixture_body()))
+    refresh().get()
+    rows_before = dict(index_store.rows)
+    route = statbel(answer)
+    result = refresh()
+    assert result.state == "FAILURE"
+    assert isinstance(result.result, error)
+    assert route.call_count == 1
+    assert index_store.rows == rows_before
+    assert latest(2004)["index"] == 135.61
+
+
+@respx.mock
+def test_a_cache_outage_after_storing_is_retried_and_idempotent(
+    index_store: MemoryHealthIndexStore, monkeypatch: pytest.MonkeyPatch, index_cache: IndexCache
+) -> None:
+    statbel(httpx.Response(200, content=fixture_body()))
+    failures = iter([redis.ConnectionError("down")])
+    real_put = index_cache.put
+
+    def flaky_put(entry: dict[str, Any]) -> None:
+        for failure in failures:
+            raise failure
+        real_put(entry)
+
+    monkeypatch.setattr(index_cache, "put", flaky_put)
+    report = refresh().get()
+    assert (report["months_new"], report["months_changed"]) == (0, 0)  # stored on try 1
+    assert len(index_store.refreshes) == 2
+    assert index_cache.get(2004) is not None
+
+
+@respx.mock
+def test_the_start_up_refresh_runs_only_on_an_empty_history() -> None:
+    route = statbel(httpx.Response(200, content=fixture_body()))
+    assert refresh(if_empty=True).get()["months_new"] == FIXTURE_MONTHS
+    assert refresh(if_empty=True).get() == {
+        "skipped": True,
+        "months_stored": 0,
+        "months_new": 0,
+        "months_changed": 0,
+    }
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_only_a_true_if_empty_skips() -> None:
+    route = statbel(httpx.Response(200, content=fixture_body()))
+    refresh().get()
+    refresh(if_empty="yes").get()
+    assert route.call_count == 2
+
+
+@pytest.mark.parametrize("bad", [1988, "2005", "2004 = 100", None, True, [2004], "1996; DROP"])
+def test_unsupported_base_years_get_wrong_year_without_a_query(
+    bad: object, index_store: MemoryHealthIndexStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_store, "latest", lambda year: pytest.fail("queried"))
+    assert latest(bad)["error"]["code"] == "WRONG_YEAR"
+
+
+def test_no_data_yet_is_index_unavailable_and_not_cached(index_cache: IndexCache) -> None:
+    answer = latest(2004)
+    assert answer["error"]["code"] == "INDEX_UNAVAILABLE"
+    assert index_cache.get(2004) is None
+
+
+@respx.mock
+def test_an_answer_turns_stale_when_refreshes_stop_succeeding(
+    index_store: MemoryHealthIndexStore, index_cache: IndexCache
+) -> None:
+    statbel(httpx.Response(200, content=fixture_body()))
+    refresh().get()
+    fetched = index_store.refreshes[-1][0]
+    limit = get_settings().index_stale_after_seconds
+
+    def at(moment: datetime) -> dict[str, Any]:
+        return index.latest(
+            index_store, index_cache, 2004, SUPPORTED, stale_after_seconds=limit, now=moment
+        )
+
+    assert at(fetched + timedelta(seconds=limit - 1))["stale"] is False
+    assert at(fetched + timedelta(seconds=limit + 1))["stale"] is True
+    statbel(httpx.Response(503))
+    assert refresh().state == "FAILURE"
+    later = at(fetched + timedelta(days=30))
+    assert (later["index"], later["stale"]) == (135.61, True)
+    assert later["fetched_at"] == fetched.astimezone(UTC).isoformat()
+
+
+def test_a_base_year_missing_from_later_documents_turns_stale_alone(
+    index_store: MemoryHealthIndexStore, index_cache: IndexCache
+) -> None:
+    with respx.mock:
+        statbel(httpx.Response(200, content=fixture_body()))
+        refresh().get()
+    index_store.now += timedelta(days=10)
+    with respx.mock:
+        statbel(httpx.Response(200, content=document(fact(2013, 112.5, "October 2021"))))
+        refresh().get()
+    now = index_store.now + timedelta(hours=1)
+    limit = get_settings().index_stale_after_seconds
+    fresh = index.latest(
+        index_store, index_cache, 2013, SUPPORTED, stale_after_seconds=limit, now=now
+    )
+    old = index.latest(
+        index_store, index_cache, 2004, SUPPORTED, stale_after_seconds=limit, now=now
+    )
+    assert (fresh["period"], fresh["stale"]) == ("2021-10", False)
+    assert (old["period"], old["stale"]) == ("2021-09", True)
+
+
+def test_the_retry_policy_is_bounded_and_well_under_the_visibility_timeout() -> None:
+    task = app.tasks["index.refresh"]
+    settings = get_settings()
+    assert SourceUnavailable in task.autoretry_for
+    assert httpx.HTTPError not in task.autoretry_for  # only mapped, classified faults
+    assert DocumentRefused not in task.autoretry_for
+    assert SourceRefused not in task.autoretry_for
+    assert task.max_retries == settings.index_retry_max_retries
+    assert task.retry_jitter is True
+    assert task.retry_backoff == settings.index_retry_backoff_seconds
+    assert task.retry_backoff_max == settings.index_retry_backoff_max_seconds
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    assert task.retry_backoff_max + settings.task_time_limit < visibility / 2
+
+
+def test_the_default_policy_waits_minutes_not_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MAX_RETRIES", "BACKOFF_SECONDS", "BACKOFF_MAX_SECONDS"):
+        monkeypatch.delenv(f"ZIPSCORE_INDEX_RETRY_{name}", raising=False)
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    policy = retry_policy(defaults)
+    assert (policy["max_retries"], policy["retry_backoff"], policy["retry_backoff_max"]) == (
+        6,
+        5,
+        300,
+    )
+    # 5 + 10 + 20 + 40 + 80 + 160 s: the longest chain is 5 min 15 s, each countdown at
+    # most 5 min, against a visibility timeout of an hour.
+    assert longest_retry_wait(defaults) == 315
+    assert longest_retry_wait(defaults) < defaults.visibility_timeout_seconds / 4
+
+
+def test_index_tasks_are_named_and_routed_to_the_index_queue() -> None:
+    app.loader.import_default_modules()
+    assert {"index.refresh", "index.latest"} <= set(app.tasks)
+    assert app.amqp.router.route({}, "index.refresh")["queue"].name == "index"

@@ -1,0 +1,102 @@
+"""The health index service: refresh from the source, answer the latest month.
+
+Plain functions over a source, a store and the cache, tested without Celery; the tasks in
+`worker.index_tasks` only parse their message and call these.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from worker.errors import ErrorCode, ZipscoreError
+from worker.health_index import parse_document
+from worker.index_cache import IndexCache, with_staleness
+from worker.index_store import HealthIndexStore, Latest
+from worker.validation import parse_base_year
+
+logger = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    """Where the document comes from (`worker.statbel.StatbelSource` in service)."""
+
+    def fetch(self) -> bytes: ...
+
+
+def entry_from(latest: Latest) -> dict[str, Any]:
+    """The cacheable part of an answer: everything but `stale`."""
+    return {
+        "base_year": latest.base_year,
+        "index": float(latest.value),
+        "period": f"{latest.period:%Y-%m}",
+        "fetched_at": latest.fetched_at.astimezone(UTC).isoformat(),
+    }
+
+
+def refresh(
+    source: Source,
+    store: HealthIndexStore,
+    cache: IndexCache,
+    supported: tuple[int, ...],
+    *,
+    if_empty: bool = False,
+) -> dict[str, Any]:
+    """Fetch, validate, store every month, then cache each base year's latest month.
+
+    With `if_empty`, do nothing when some history is already stored (the start-up refresh).
+    Source faults and refused documents propagate: nothing is written and the previous
+    values stay in service.
+    """
+    if if_empty and not store.is_empty():
+        return {"skipped": True, "months_stored": 0, "months_new": 0, "months_changed": 0}
+    months = parse_document(source.fetch(), supported)
+    report = store.store(months)
+    for base_year in report.base_years:
+        latest = store.latest(base_year)
+        if latest is not None:
+            cache.put(entry_from(latest))
+    logger.info(
+        "health index refreshed: %d months stored, %d new, %d changed, base years %s",
+        report.months_stored,
+        report.months_new,
+        report.months_changed,
+        ",".join(map(str, report.base_years)),
+    )
+    return {
+        "skipped": False,
+        "months_stored": report.months_stored,
+        "months_new": report.months_new,
+        "months_changed": report.months_changed,
+        "base_years": list(report.base_years),
+        "refreshed_at": report.refreshed_at.astimezone(UTC).isoformat(),
+    }
+
+
+def latest(
+    store: HealthIndexStore,
+    cache: IndexCache,
+    base_year: object,
+    supported: tuple[int, ...],
+    *,
+    stale_after_seconds: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """`{"base_year", "index", "period", "fetched_at", "stale"}` for the latest month.
+
+    Raises:
+        ZipscoreError: WRONG_YEAR for an unsupported base year, INDEX_UNAVAILABLE when no
+            refresh has stored that base year yet.
+    """
+    year = parse_base_year(base_year, supported)
+    found = store.latest(year)
+    if found is None:
+        raise ZipscoreError(
+            ErrorCode.INDEX_UNAVAILABLE,
+            f"no health index for base year {year} yet: no refresh has succeeded "
+            "(try `zipscore index refresh`)",
+        )
+    entry = entry_from(found)
+    cache.put(entry)
+    return with_staleness(entry, stale_after_seconds, now or datetime.now(UTC))
