@@ -50,3 +50,28 @@ def test_a_flushed_redis_means_no_cache_not_a_wrong_answer(
     cache.put(1, "lookup", 9000, {"risk_factor": "B"})
     redis_client.delete(cache.version_key)
     assert cache.get("lookup", 9000) is None
+
+
+def test_the_cache_is_built_from_settings() -> None:
+    from worker.cache import cache_from_settings, redis_client
+    from worker.settings import Settings
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        cache_url="redis://cachehost:6380/3",
+        redis_prefix="blue",
+        cache_ttl_seconds=42,
+    )
+    cache = cache_from_settings(settings)
+    assert cache.version_key == "blue:cache:risk-table-version"
+    assert cache.key(7, "lookup", 1000) == "blue:cache:v7:lookup:1000"
+    client = redis_client("redis://cachehost:6380/3")
+    options = client.connection_pool.connection_kwargs
+    assert (options["host"], options["port"], options["db"]) == ("cachehost", 6380, 3)
+    assert options["socket_connect_timeout"] == 2
+    assert options["socket_timeout"] == 5
+
+
+def test_the_ttl_comes_from_the_constructor(redis_client: fakeredis.FakeRedis) -> None:
+    ResultCache(redis_client, "t", ttl_seconds=42).put(1, "lookup", 1000, {})
+    assert 40 <= redis_client.ttl("t:cache:v1:lookup:1000") <= 42

@@ -107,3 +107,24 @@ def test_any_overlapping_pair_is_refused(rules: list[Rule], data: st.DataObject)
     with pytest.raises(RiskTableError) as caught:
         parse_text(render([*rules, extra]))
     assert "overlaps" in caught.value.message
+
+
+def test_a_bom_is_accepted_only_at_the_start() -> None:
+    with pytest.raises(RiskTableError) as caught:
+        parse_text("1000,C\n\ufeff1001,B\n")
+    assert caught.value.problems == ["line 2: expected 'zipcode,factor' or 'first - last,factor'"]
+
+
+def test_problems_are_joined_in_one_message() -> None:
+    with pytest.raises(RiskTableError) as caught:
+        parse_text("1000,X\nfoo\n")
+    assert caught.value.message == (
+        "risk table refused: line 1: unknown risk factor 'X'; "
+        "line 2: expected 'zipcode,factor' or 'first - last,factor'"
+    )
+
+
+def test_an_empty_table_says_so() -> None:
+    with pytest.raises(RiskTableError) as caught:
+        parse_text("")
+    assert caught.value.message == "risk table refused: the table has no rules"

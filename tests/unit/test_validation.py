@@ -121,3 +121,32 @@ def test_error_json_round_trip_and_unknown_codes() -> None:
     assert (back.code, back.message) == (ErrorCode.TIMEOUT, "slow")
     odd = ZipscoreError.from_json({"error": {"code": "NOPE"}})
     assert odd.code is ErrorCode.BACKEND_UNAVAILABLE
+
+
+def test_refusal_messages_echo_the_value_exactly() -> None:
+    with pytest.raises(ZipscoreError) as caught:
+        parse_zipcode("abc")
+    assert caught.value.message == "not a zipcode: 'abc'"
+    with pytest.raises(ZipscoreError) as caught:
+        parse_zipcode(None)
+    assert caught.value.message == "not a zipcode: None"
+    with pytest.raises(ZipscoreError) as caught:
+        parse_zipcode(True)
+    assert caught.value.message == "not a zipcode: True"
+    with pytest.raises(ZipscoreError) as caught:
+        parse_zipcode(999)
+    assert caught.value.message == "zipcode 999 is outside 1000-9999"
+    with pytest.raises(ZipscoreError) as caught:
+        parse_risk_factor("D")
+    assert caught.value.message == "risk factor must be one of A, B, C, not 'D'"
+
+
+@pytest.mark.parametrize(("length", "echoed"), [(38, 40), (39, 40), (40, 40)])
+def test_long_values_are_cut_to_forty_characters(length: int, echoed: int) -> None:
+    with pytest.raises(ZipscoreError) as caught:
+        parse_risk_factor("x" * length)
+    shown = caught.value.message.split(", not ", 1)[1]
+    assert len(shown) == echoed
+    assert shown.endswith("...") is (length + 2 > 40)
+    if length + 2 > 40:
+        assert shown == repr("x" * length)[:37] + "..."
