@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test lint format typecheck coverage clean doctor migrate load-sample
+.PHONY: help install browser run test test-repeat lint format typecheck coverage security mutation clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,12 +50,29 @@ format: install ## apply ruff's formatting and fixes
 typecheck: install ## mypy, strict
 	mypy
 
-test: install browser lint typecheck ## the whole suite (unit, integration, e2e) with the gates
+test: install browser lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
 	python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+test-repeat: install ## run the whole suite twice more (CI's repeatability gate), timing each run
+	@for run in 2 3; do \
+	  start=$$(date +%s); \
+	  python -m pytest -q $(PYTEST_ARGS) || exit 1; \
+	  echo "suite run $$run: $$(( $$(date +%s) - start )) s"; \
+	done
+
+security: install ## bandit (medium severity and up) and pip-audit of the lock file
+	bandit -q -r worker producer -ll
+	python ops/audit_dependencies.py
+
+mutation: install ## mutation testing of the core rules with mutmut, and the score
+	rm -rf mutants
+	mutmut run --max-children 2
+	mutmut export-cicd-stats
+	python ops/mutation_score.py mutants/mutmut-cicd-stats.json --target 85
 
 coverage: install ## coverage report of worker/ and producer/ as HTML in reports/coverage
 	python -m pytest --cov --cov-report=html:reports/coverage --cov-report=term $(PYTEST_ARGS)
 
 clean: ## remove caches, reports and the virtualenv
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage reports var
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage reports var mutants
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
