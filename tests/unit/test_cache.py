@@ -53,12 +53,14 @@ def test_a_flushed_redis_means_no_cache_not_a_wrong_answer(
 
 
 def test_the_cache_is_built_from_settings() -> None:
+    from pydantic import RedisDsn
+
     from worker.cache import cache_from_settings, redis_client
     from worker.settings import Settings
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        cache_url="redis://cachehost:6380/3",
+        cache_url=RedisDsn("redis://cachehost:6380/3"),
         redis_prefix="blue",
         cache_ttl_seconds=42,
     )
