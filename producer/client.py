@@ -4,6 +4,7 @@
     client = Client()
     client.lookup(9000)            # LookupResult(zipcode=9000, risk_factor='B', exists=True)
     client.by_risk_factor("A")     # RiskFactorListing(risk_factor='A', count=..., zipcodes=[...])
+    client.score_file(Path("in.csv"), Path("out.csv"))   # BatchSummary(job_id=..., rows=...)
 
 Input is validated before anything is sent; answers come from the Redis result cache when
 warm, otherwise a task is sent by name to the `lookups` queue and awaited. Every failure is
@@ -13,6 +14,7 @@ no database driver is needed to submit work.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TypeVar
 
 import celery.exceptions
@@ -20,6 +22,7 @@ import kombu.exceptions
 import redis
 from pydantic import BaseModel
 
+from producer.batch import BatchRunner, BatchSummary, JobStatus, ProgressFactory
 from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
 from worker.errors import ErrorCode, ZipscoreError
 from worker.settings import Settings, get_settings
@@ -62,6 +65,51 @@ class Client:
         self.timeout = timeout if timeout is not None else self.settings.lookup_timeout
         self._app = app
         self._cache = cache or cache_from_settings(self.settings)
+
+    @property
+    def app(self) -> Any:
+        """The Celery app, used to send tasks by name (never to import worker code)."""
+        return self._app
+
+    def score_file(
+        self,
+        source: Path,
+        output: Path,
+        *,
+        zipcode_column: str = "zipcode",
+        chunk_size: int | None = None,
+        progress: ProgressFactory | None = None,
+    ) -> BatchSummary:
+        """Score every row of the CSV `source` into `output` through the `batch` queue.
+
+        Raises:
+            ZipscoreError: BAD_INPUT_FILE (before any job is created) when the file cannot
+                be scored; TIMEOUT or BACKEND_UNAVAILABLE when the queue or workers fail.
+        """
+        runner = self._batch_runner()
+        extra = {"progress": progress} if progress is not None else {}
+        return runner.start(
+            source, output, zipcode_column=zipcode_column, chunk_size=chunk_size, **extra
+        )
+
+    def resume_batch(self, job_id: str, *, progress: ProgressFactory | None = None) -> BatchSummary:
+        """Finish an interrupted batch job without scoring its finished chunks again."""
+        extra = {"progress": progress} if progress is not None else {}
+        return self._batch_runner().resume(job_id, **extra)
+
+    def batch_status(self, job_id: str) -> JobStatus:
+        """A batch job's recorded progress."""
+        return self._batch_runner().status(job_id)
+
+    def _batch_runner(self) -> BatchRunner:
+        from worker.batch_store import batch_store_from_settings
+
+        try:
+            return BatchRunner(self, batch_store_from_settings())
+        except redis.RedisError as exc:
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE, f"Redis is unreachable ({type(exc).__name__})"
+            ) from None
 
     def lookup(self, zipcode: int | str) -> LookupResult:
         """The risk factor of one zipcode (`exists=False` for a valid but unknown one)."""
