@@ -139,6 +139,7 @@ class BatchRunner:
             ZipscoreError: BAD_INPUT_FILE before any job exists if the input cannot be
                 scored; TIMEOUT or BACKEND_UNAVAILABLE if the queue or workers fail.
         """
+        began = time.monotonic()
         layout = inspect_input(source, zipcode_column)
         if output.resolve() == source.resolve():
             raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, "the output would overwrite the input")
@@ -152,8 +153,9 @@ class BatchRunner:
         version = int(self._pin(None)["version"])
         job = uuid.uuid4().hex[:16]
         fields = _new_job_fields(layout, output.resolve(), zipcode_column, lines, version)
+        fields["seconds"] = round(time.monotonic() - began, 3)  # checking and pinning count
         self.store.create_job(job, fields)
-        return self._run(job, progress)
+        return self._run(job, progress, layout)
 
     def resume(self, job: str, *, progress: ProgressFactory = _quiet) -> BatchSummary:
         """Finish an interrupted job from its last written chunk."""
@@ -216,13 +218,17 @@ class BatchRunner:
                 )
             time.sleep(0.2)
 
-    def _run(self, job: str, progress: ProgressFactory) -> BatchSummary:
+    def _run(
+        self, job: str, progress: ProgressFactory, layout: InputLayout | None = None
+    ) -> BatchSummary:
+        """Run the job to its end; `layout` is given by a fresh start (checked and pinned)."""
         self._acquire(job)
         try:
             record = self._job(job)
-            layout = _check_input(record)
-            self._pin(int(record["version"]))
-            self.store.update_job(job, {"state": "running"})
+            if layout is None:
+                layout = _check_input(record)
+                self._pin(int(record["version"]))
+                self.store.update_job(job, {"state": "running"})
             with (
                 layout.path.open("rb") as source,
                 _open_output(record) as sink,
@@ -298,7 +304,7 @@ class _JobLoop:
                 if chunk.index < self.reuse_below and self.store.has_chunk(self.job, chunk.index):
                     self.in_flight[chunk.index] = _Flight(chunk.start, chunk.end, None, 0.0)
                 else:
-                    task_id = self._send(chunk.index, chunk.text)
+                    task_id = self._send(chunk.index, chunk.data)
                     flight = _Flight(chunk.start, chunk.end, task_id, time.monotonic())
                     self.in_flight[chunk.index] = flight
             if not self.in_flight:
@@ -309,9 +315,10 @@ class _JobLoop:
             self._renew_lease()
         self._finish()
 
-    def _send(self, index: int, text: str) -> str:
-        message = {**self.message, "chunk": index, "text": text}
+    def _send(self, index: int, data: bytes) -> str:
+        message = {**self.message, "chunk": index}
         try:
+            self.store.put_input(self.job, index, data)
             result = self.runner.client.app.send_task("batch.score_chunk", args=[message])
         except Exception as exc:
             raise ZipscoreError(
@@ -388,8 +395,8 @@ class _JobLoop:
                 f"chunk {index} of job {self.job} failed {flight.attempts - 1} times; "
                 f"once workers are healthy: zipscore score --resume {self.job}",
             )
-        text = read_chunk(self.source, flight.start, flight.end)
-        flight.task_id = self._send(index, text)
+        data = read_chunk(self.source, flight.start, flight.end)
+        flight.task_id = self._send(index, data)
         flight.sent_at = time.monotonic()
         flight.checked_at = 0.0
 

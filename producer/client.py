@@ -23,6 +23,7 @@ import redis
 from pydantic import BaseModel
 
 from producer.batch import BatchRunner, BatchSummary, JobStatus, ProgressFactory
+from worker.batch_store import BatchStore, batch_store_from_settings
 from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
 from worker.errors import ErrorCode, ZipscoreError
 from worker.settings import Settings, get_settings
@@ -58,6 +59,7 @@ class Client:
         *,
         cache: ResultCache | None = None,
         timeout: float | None = None,
+        batch_store: BatchStore | None = None,
     ) -> None:
         from worker.celery_app import app
 
@@ -65,6 +67,7 @@ class Client:
         self.timeout = timeout if timeout is not None else self.settings.lookup_timeout
         self._app = app
         self._cache = cache or cache_from_settings(self.settings)
+        self._batch_store = batch_store
 
     @property
     def app(self) -> Any:
@@ -102,14 +105,9 @@ class Client:
         return self._batch_runner().status(job_id)
 
     def _batch_runner(self) -> BatchRunner:
-        from worker.batch_store import batch_store_from_settings
-
-        try:
-            return BatchRunner(self, batch_store_from_settings())
-        except redis.RedisError as exc:
-            raise ZipscoreError(
-                ErrorCode.BACKEND_UNAVAILABLE, f"Redis is unreachable ({type(exc).__name__})"
-            ) from None
+        if self._batch_store is None:
+            self._batch_store = batch_store_from_settings()
+        return BatchRunner(self, self._batch_store)
 
     def lookup(self, zipcode: int | str) -> LookupResult:
         """The risk factor of one zipcode (`exists=False` for a valid but unknown one)."""

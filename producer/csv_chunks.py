@@ -3,7 +3,7 @@
     layout = inspect_input(Path("in.csv"), "zipcode")      # BAD_INPUT_FILE if it cannot be
     with open("in.csv", "rb") as f:
         for chunk in iter_chunks(f, layout.body_start, 0, lines=20_000):
-            ...   # chunk.index, chunk.start, chunk.end, chunk.text (whole rows, UTF-8 text)
+            ...   # chunk.index, chunk.start, chunk.end, chunk.data (whole rows, as bytes)
 
 Only the header is parsed as CSV here: the body is cut into chunks of `lines` lines on row
 boundaries without looking at fields (workers parse rows). A line ending is a row boundary
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +54,12 @@ class InputLayout:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Whole rows of the body: bytes `start`..`end` of the file, decoded."""
+    """Whole rows of the body: bytes `start`..`end` of the file (UTF-8, checked up front)."""
 
     index: int
     start: int
     end: int
-    text: str
+    data: bytes
 
 
 def refuse(path: Path, reason: str) -> ZipscoreError:
@@ -224,26 +223,12 @@ def iter_chunks(
         data, buf = buf[:end], buf[end:]
         # Read about one chunk ahead next time, so a chunk is found in one or two reads.
         read_size = max(read_size, end)
-        yield Chunk(index, start, start + end, decode(data, start))
+        yield Chunk(index, start, start + end, data)
         start += end
         index += 1
 
 
-def decode(data: bytes, offset: int) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE,
-            f"not UTF-8 near byte {offset + exc.start} (did the input change?)",
-        ) from None
-
-
-def read_chunk(handle: BinaryIO, start: int, end: int) -> str:
-    """A chunk's text again (to resubmit it), read from its recorded byte range."""
+def read_chunk(handle: BinaryIO, start: int, end: int) -> bytes:
+    """A chunk's bytes again (to resubmit it), read from its recorded byte range."""
     handle.seek(start)
-    return decode(handle.read(end - start), start)
-
-
-def file_size(handle: BinaryIO) -> int:
-    return os.fstat(handle.fileno()).st_size
+    return handle.read(end - start)

@@ -4,13 +4,16 @@ Shared by the worker (writes chunk outputs) and the producer (reads them, record
 it imports redis only, so producers can use it without the worker's dependencies.
 
     <prefix>:batch:table:v<N>          the risk table of version N (JSON), SET NX, TTL
+    <prefix>:batch:<job>:input:<i>     chunk i's input rows (raw bytes), written by the producer
     <prefix>:batch:<job>:chunk:<i>     chunk i's counts line + output rows, SET (idempotent), TTL
     <prefix>:batch:<job>:done          list of chunk indexes as they complete (wake-ups only)
     <prefix>:batch:job:<job>           hash: the job's parameters and its progress, TTL
     <prefix>:batch:job:<job>:lease     which producer is running the job, short TTL
 
-A chunk's output is a pure function of (input bytes, pinned table version), so a redelivered
-or resubmitted chunk writes the identical value: SET is safe to repeat.
+Task messages stay small (a claim check): the rows travel as raw bytes under their input key,
+never JSON-escaped and base64-encoded inside a message. A chunk's output is a pure function
+of (input bytes, pinned table version), so a redelivered or resubmitted chunk writes the
+identical value: SET is safe to repeat.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ class BatchStore:
     def table_key(self, version: int) -> str:
         return f"{self._prefix}:table:v{version}"
 
+    def input_key(self, job: str, index: int) -> str:
+        return f"{self._prefix}:{job}:input:{index}"
+
     def chunk_key(self, job: str, index: int) -> str:
         return f"{self._prefix}:{job}:chunk:{index}"
 
@@ -80,7 +86,14 @@ class BatchStore:
     def has_table(self, version: int) -> bool:
         return bool(self.redis.expire(self.table_key(version), self.ttl))
 
-    # -- chunk outputs -------------------------------------------------------------------
+    # -- chunk inputs and outputs --------------------------------------------------------
+
+    def put_input(self, job: str, index: int, data: bytes) -> None:
+        self.redis.set(self.input_key(job, index), data, ex=self.ttl)
+
+    def get_input(self, job: str, index: int) -> bytes | None:
+        raw = self.redis.get(self.input_key(job, index))
+        return None if raw is None else _bytes(raw)
 
     def put_chunk(self, job: str, index: int, result: ChunkResult) -> None:
         """Store chunk `index`'s output and announce it; safe to repeat."""
@@ -131,7 +144,7 @@ class BatchStore:
     def update_job(
         self, job: str, fields: Mapping[str, Any], *, written_chunk: int | None = None
     ) -> None:
-        """Record progress; with `written_chunk`, that chunk's output key goes too.
+        """Record progress; with `written_chunk`, that chunk's input and output keys go too.
 
         The hash is updated before the key is deleted: after a crash between the two, a
         resumed producer finds the chunk recorded and never reads the stale key.
@@ -140,7 +153,7 @@ class BatchStore:
         pipe.hset(self.job_key(job), mapping={k: _text(v) for k, v in fields.items()})
         pipe.expire(self.job_key(job), self.ttl)
         if written_chunk is not None:
-            pipe.delete(self.chunk_key(job, written_chunk))
+            pipe.delete(self.chunk_key(job, written_chunk), self.input_key(job, written_chunk))
         pipe.execute()
 
     def chunks_written(self, job: str) -> int | None:

@@ -21,7 +21,10 @@ from worker.zipcodes import ZipcodeStore
 
 
 class ChunkMessage(BaseModel):
-    """One `batch.score_chunk` message: whole rows of one job's input, and how to read them."""
+    """One `batch.score_chunk` message: which chunk of which job, and how to read its rows.
+
+    The rows themselves wait in Redis under the chunk's input key (see worker/batch_store.py).
+    """
 
     job: str = Field(pattern=JOB_ID_PATTERN)
     chunk: int = Field(ge=0)
@@ -29,7 +32,6 @@ class ChunkMessage(BaseModel):
     column: int = Field(ge=0)
     columns: int = Field(ge=1)
     newline: Literal["\n", "\r\n"]
-    text: str
 
     @model_validator(mode="after")
     def _column_in_header(self) -> ChunkMessage:
@@ -82,8 +84,19 @@ def score_message(batch: BatchStore, message: object) -> dict[str, Any]:
             ErrorCode.BACKEND_UNAVAILABLE,
             f"risk table version {chunk.version} is not pinned in Redis (expired?)",
         )
+    data = batch.get_input(chunk.job, chunk.chunk)
+    if data is None:
+        # Written and cleaned up meanwhile (a late duplicate), or expired: the producer's
+        # deadline sends it again if it still needs it.
+        return {"chunk": chunk.chunk, "skipped": True}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE, f"chunk {chunk.chunk} is not UTF-8 (did the input change?)"
+        ) from None
     result = score_chunk(
-        chunk.text, table, column=chunk.column, columns=chunk.columns, newline=chunk.newline
+        text, table, column=chunk.column, columns=chunk.columns, newline=chunk.newline
     )
     batch.put_chunk(chunk.job, chunk.chunk, result)
     return {

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
 
     log_format: str = Field(default="text", pattern=r"^(text|json)$")
 
-    batch_chunk_size: int = Field(default=20_000, ge=1, le=1_000_000)
+    batch_chunk_size: int = Field(default=50_000, ge=1, le=1_000_000)
     batch_max_chunk_mb: int = Field(default=32, ge=1, le=512)
     batch_in_flight: int = Field(default=6, ge=1, le=256)
     batch_chunk_deadline_seconds: float = Field(default=120.0, gt=0, le=86_400)
