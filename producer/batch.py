@@ -31,7 +31,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -93,8 +93,8 @@ class Asker(Protocol):
     def app(self) -> Any: ...
 
 
-class ProgressFactory(Protocol):
-    def __call__(self, job: str, total: int) -> Reporter: ...
+# Called with the job id and the input's line count once the job exists.
+ProgressFactory = Callable[[str, int], Reporter]
 
 
 @dataclass
@@ -103,7 +103,7 @@ class _Flight:
 
     start: int
     end: int
-    task_id: str | None
+    task: Any  # the AsyncResult of the latest send; None for an output found in Redis
     sent_at: float
     attempts: int = 1
     checked_at: float = 0.0
@@ -304,18 +304,20 @@ class _JobLoop:
                 if chunk.index < self.reuse_below and self.store.has_chunk(self.job, chunk.index):
                     self.in_flight[chunk.index] = _Flight(chunk.start, chunk.end, None, 0.0)
                 else:
-                    task_id = self._send(chunk.index, chunk.data)
-                    flight = _Flight(chunk.start, chunk.end, task_id, time.monotonic())
+                    task = self._send(chunk.index, chunk.data)
+                    flight = _Flight(chunk.start, chunk.end, task, time.monotonic())
                     self.in_flight[chunk.index] = flight
             if not self.in_flight:
                 break
             if not self._write_ready():
-                self.store.wait_for_notice(self.job, self.settings.batch_poll_seconds)
+                for index in self.store.wait_for_notice(self.job, self.settings.batch_poll_seconds):
+                    if index in self.in_flight:
+                        self.in_flight[index].task = None  # its output is in Redis
                 self._resubmit_overdue()
             self._renew_lease()
         self._finish()
 
-    def _send(self, index: int, data: bytes) -> str:
+    def _send(self, index: int, data: bytes) -> Any:
         message = {**self.message, "chunk": index}
         try:
             self.store.put_input(self.job, index, data)
@@ -324,7 +326,7 @@ class _JobLoop:
             raise ZipscoreError(
                 ErrorCode.BACKEND_UNAVAILABLE, f"the queue is unreachable ({type(exc).__name__})"
             ) from None
-        return str(result.id)
+        return result
 
     def _write_ready(self) -> bool:
         """Write every chunk whose turn it is and whose output is in; True if any was."""
@@ -332,7 +334,7 @@ class _JobLoop:
         while (flight := self.in_flight.get(self.next_write)) is not None:
             stored = self.store.get_chunk(self.job, self.next_write)
             if stored is None:
-                if flight.task_id is None:  # reused key expired meanwhile: score it again
+                if flight.task is None:  # reused key expired meanwhile: score it again
                     self._resend(self.next_write, flight)
                 return wrote
             self.sink.write(stored.data)
@@ -364,17 +366,20 @@ class _JobLoop:
         now = time.monotonic()
         deadline = self.settings.batch_chunk_deadline_seconds
         for index, flight in list(self.in_flight.items()):
-            if flight.task_id is None:
+            if flight.task is None:
                 continue
             age = now - flight.sent_at
             if age > deadline:
-                self._resend(index, flight)
+                if self.store.has_chunk(self.job, index):  # done, its notice was missed
+                    flight.task = None
+                else:
+                    self._resend(index, flight)
             elif age > STATE_CHECK_AFTER and now - flight.checked_at > STATE_CHECK_AFTER:
                 flight.checked_at = now
                 self._check_task(index, flight)
 
     def _check_task(self, index: int, flight: _Flight) -> None:
-        result = self.runner.client.app.AsyncResult(flight.task_id)
+        result = flight.task
         state = result.state
         if state in FAILED_STATES:
             self._resend(index, flight)
@@ -386,7 +391,7 @@ class _JobLoop:
                 self._resend(index, flight)
 
     def _resend(self, index: int, flight: _Flight) -> None:
-        if flight.task_id is not None:
+        if flight.task is not None:
             flight.attempts += 1
             self.resubmitted += 1
         if flight.attempts > self.settings.batch_max_attempts:
@@ -396,7 +401,7 @@ class _JobLoop:
                 f"once workers are healthy: zipscore score --resume {self.job}",
             )
         data = read_chunk(self.source, flight.start, flight.end)
-        flight.task_id = self._send(index, data)
+        flight.task = self._send(index, data)
         flight.sent_at = time.monotonic()
         flight.checked_at = 0.0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,8 @@ def iter_chunks(
 
 
 def read_chunk(handle: BinaryIO, start: int, end: int) -> bytes:
-    """A chunk's bytes again (to resubmit it), read from its recorded byte range."""
-    handle.seek(start)
-    return handle.read(end - start)
+    """A chunk's bytes again (to resubmit it), read from its recorded byte range.
+
+    Reads with pread, so the position of a running `iter_chunks` on the same file is kept.
+    """
+    return os.pread(handle.fileno(), end - start, start)

@@ -136,7 +136,7 @@ def _row_suffix(row: str, table: ScoringTable, column: int, columns: int) -> str
     """The suffix of one row, the general way (quotes, wrong widths, odd values)."""
     if '"' in row:
         try:
-            parsed = list(csv.reader([row]))
+            parsed = list(csv.reader([row], strict=True))
         except csv.Error:
             return _MALFORMED
         if len(parsed) != 1:

@@ -121,7 +121,7 @@ class BatchStore:
         first = self.redis.blpop([key], timeout=timeout)
         if first is None:
             return []
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=True)
         pipe.lrange(key, 0, -1)
         pipe.delete(key)
         rest: list[bytes] = pipe.execute()[0]
