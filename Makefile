@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format typecheck coverage clean doctor migrate load-sample
+.PHONY: help install run test lint format typecheck coverage clean doctor migrate load-sample bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ typecheck: install ## mypy, strict
 
 test: install lint typecheck ## the whole suite (unit, integration, e2e) with the gates
 	python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+BENCH_ARGS ?=
+bench: install ## batch benchmark: floor vs one task per row vs zipscore score (1M and 5M rows)
+	@# Bytecode once, so worker and CLI start-up do not recompile every module.
+	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
+	python ops/bench/batch_bench.py $(BENCH_ARGS)
 
 coverage: install ## coverage report of worker/ and producer/ as HTML in reports/coverage
 	python -m pytest --cov --cov-report=html:reports/coverage --cov-report=term $(PYTEST_ARGS)

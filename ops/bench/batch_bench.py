@@ -198,14 +198,14 @@ def naive(env: Env, source: Path, rows: int, workdir: Path) -> float:
     """One `zipcodes.lookup` task per row through a 2-process worker. Returns rows/s."""
     code = f"""
 import csv, itertools, json, sys, time
+from celery.result import ResultSet
 from worker.celery_app import app
 with open({str(source)!r}, newline="") as f:
     reader = csv.reader(f); column = next(reader).index("zipcode")
     zipcodes = [row[column] for row in itertools.islice(reader, {rows})]
 started = time.perf_counter()
-results = [app.send_task("zipcodes.lookup", args=[z]) for z in zipcodes]
-for r in results:
-    r.get(timeout=120)
+results = ResultSet([app.send_task("zipcodes.lookup", args=[z]) for z in zipcodes])
+results.join_native(timeout=300)  # results collected in bulk, the fastest way Celery offers
 print(json.dumps(len(zipcodes) / (time.perf_counter() - started)))
 """
     with worker(env, "lookups", workdir / "naive-worker.log", "-c", "2"):
