@@ -14,6 +14,8 @@ no database driver is needed to submit work.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +38,17 @@ _BACKEND_ERRORS = (
     redis.TimeoutError,
     OSError,
 )
+
+
+@contextlib.contextmanager
+def _redis_faults() -> Iterator[None]:
+    """Redis going away mid-batch is BACKEND_UNAVAILABLE (the job stays resumable)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise ZipscoreError(
+            ErrorCode.BACKEND_UNAVAILABLE, f"Redis is unreachable ({type(exc).__name__})"
+        ) from None
 
 
 class LookupResult(BaseModel):
@@ -89,20 +102,22 @@ class Client:
             ZipscoreError: BAD_INPUT_FILE (before any job is created) when the file cannot
                 be scored; TIMEOUT or BACKEND_UNAVAILABLE when the queue or workers fail.
         """
-        runner = self._batch_runner()
         extra = {"progress": progress} if progress is not None else {}
-        return runner.start(
-            source, output, zipcode_column=zipcode_column, chunk_size=chunk_size, **extra
-        )
+        with _redis_faults():
+            return self._batch_runner().start(
+                source, output, zipcode_column=zipcode_column, chunk_size=chunk_size, **extra
+            )
 
     def resume_batch(self, job_id: str, *, progress: ProgressFactory | None = None) -> BatchSummary:
         """Finish an interrupted batch job without scoring its finished chunks again."""
         extra = {"progress": progress} if progress is not None else {}
-        return self._batch_runner().resume(job_id, **extra)
+        with _redis_faults():
+            return self._batch_runner().resume(job_id, **extra)
 
     def batch_status(self, job_id: str) -> JobStatus:
         """A batch job's recorded progress."""
-        return self._batch_runner().status(job_id)
+        with _redis_faults():
+            return self._batch_runner().status(job_id)
 
     def _batch_runner(self) -> BatchRunner:
         if self._batch_store is None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 from click.testing import CliRunner
 
@@ -121,6 +122,18 @@ def test_a_file_that_cannot_be_scored_creates_no_job(
     assert eager == []
     assert job_keys(batch_store) == []
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_redis_going_away_is_backend_unavailable(
+    eager: Sent, cache: ResultCache, tmp_path: Path
+) -> None:
+    server = fakeredis.FakeServer()
+    server.connected = False
+    down = BatchStore(fakeredis.FakeRedis(server=server), "unit", 60)
+    client = Client(cache=cache, batch_store=down, timeout=1.0)
+    with pytest.raises(ZipscoreError) as caught:
+        client.batch_status("0123456789abcdef")
+    assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
 
 
 def test_the_output_may_not_overwrite_the_input(
