@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test test-repeat lint format typecheck coverage security mutation clean doctor migrate load-sample
+.PHONY: help install browser run test test-repeat lint format typecheck coverage security mutation bench clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,12 @@ mutation: install ## mutation testing of the core rules with mutmut, and the sco
 	mutmut run --max-children 2
 	mutmut export-cicd-stats
 	python ops/mutation_score.py mutants/mutmut-cicd-stats.json --target 85
+
+BENCH_ARGS ?=
+bench: install ## batch benchmark: floor vs one task per row vs zipscore score (1M and 5M rows)
+	@# Bytecode once, so worker and CLI start-up do not recompile every module.
+	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
+	python ops/bench/batch_bench.py $(BENCH_ARGS)
 
 coverage: install ## coverage report of worker/ and producer/ as HTML in reports/coverage
 	python -m pytest --cov --cov-report=html:reports/coverage --cov-report=term $(PYTEST_ARGS)

@@ -3,6 +3,8 @@
     zipscore lookup 9000 [--json]
     zipscore zipcodes --risk-factor A [--json]
     zipscore index [--base-year 2004] [--json] | zipscore index refresh [--json]
+    zipscore score IN.csv -o OUT.csv [--zipcode-column zipcode] [--chunk-size N] [--json]
+    zipscore score --resume JOB_ID | zipscore job status JOB_ID [--json]
     zipscore db migrate | zipscore db load-zipcodes FILE [--if-empty]
     zipscore doctor
 
@@ -117,6 +119,87 @@ def index_refresh(timeout: float | None, as_json: bool) -> None:
         f"{', '.join(map(str, report.base_years))}"
     )
     emit(report.model_dump(), as_json, human)
+
+
+@cli.command()
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write.")
+@click.option("--zipcode-column", default="zipcode", show_default=True, help="Column name.")
+@click.option("--chunk-size", type=click.IntRange(min=1), help="Lines per chunk.")
+@click.option("--resume", "resume_job", metavar="JOB_ID", help="Finish an interrupted job.")
+@json_option
+def score(
+    *,
+    source: Path | None,
+    output: Path | None,
+    zipcode_column: str,
+    chunk_size: int | None,
+    resume_job: str | None,
+    as_json: bool,
+) -> None:
+    """Score every row of the CSV SOURCE into OUTPUT through the batch queue."""
+    from producer.progress import Reporter, progress_for
+
+    if resume_job is None and (source is None or output is None):
+        raise click.UsageError("give SOURCE and -o OUTPUT, or --resume JOB_ID")
+    if resume_job is not None and (source is not None or output is not None):
+        raise click.UsageError("--resume takes the input and output recorded in the job")
+    started: list[str] = []
+
+    def progress(job: str, total: int) -> Reporter:
+        started.append(job)
+        return progress_for(job, total)
+
+    try:
+        client = make_client()
+        if resume_job is not None:
+            summary = client.resume_batch(resume_job, progress=progress)
+        else:
+            assert source is not None
+            assert output is not None
+            summary = client.score_file(
+                source,
+                output,
+                zipcode_column=zipcode_column,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
+    except ZipscoreError as exc:
+        if started and not exc.code.is_refused_input:
+            exc.message += f" (resume with: zipscore score --resume {started[0]})"
+        fail(exc, as_json)
+    except KeyboardInterrupt:
+        hint = f"; resume with: zipscore score --resume {started[0]}" if started else ""
+        click.echo(f"zipscore: interrupted{hint}", err=True)
+        sys.exit(1)
+    human = (
+        f"scored {summary.rows} rows (ok {summary.ok}, unknown {summary.unknown}, "
+        f"invalid {summary.invalid}) in {summary.seconds:.1f} s, "
+        f"{summary.rows_per_second:,.0f} rows/s -> {summary.output} (job {summary.job_id})"
+    )
+    emit(summary.model_dump(), as_json, human)
+
+
+@cli.group()
+def job() -> None:
+    """Batch jobs."""
+
+
+@job.command("status")
+@click.argument("job_id")
+@json_option
+def job_status(job_id: str, as_json: bool) -> None:
+    """Progress of batch job JOB_ID."""
+    try:
+        status = make_client().batch_status(job_id)
+    except ZipscoreError as exc:
+        fail(exc, as_json)
+    human = (
+        f"job {status.job_id}: {status.state}, {status.rows} rows "
+        f"(ok {status.ok}, unknown {status.unknown}, invalid {status.invalid}), "
+        f"chunks {status.chunks_done}/{status.chunks_total}, {status.output}"
+    )
+    emit(status.model_dump(), as_json, human)
 
 
 @cli.group()

@@ -6,6 +6,7 @@
     client.by_risk_factor("A")     # RiskFactorListing(risk_factor='A', count=..., zipcodes=[...])
     client.index(2004)             # IndexAnswer(base_year=2004, index=135.61, ...)
     client.refresh_index()         # RefreshReport(months_stored=..., months_new=..., ...)
+    client.score_file(Path("in.csv"), Path("out.csv"))   # BatchSummary(job_id=..., rows=...)
 
 Input is validated before anything is sent; answers come from the Redis result cache when
 warm, otherwise a task is sent by name to the `lookups` queue and awaited. Every failure is
@@ -15,7 +16,10 @@ no database driver is needed to submit work.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import celery.exceptions
@@ -23,6 +27,8 @@ import kombu.exceptions
 import redis
 from pydantic import BaseModel
 
+from producer.batch import BatchRunner, BatchSummary, JobStatus, ProgressFactory
+from worker.batch_store import BatchStore, batch_store_from_settings
 from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
 from worker.errors import ErrorCode, ZipscoreError
 from worker.index_cache import IndexCache, index_cache_from_settings, utcnow, with_staleness
@@ -38,6 +44,17 @@ _BACKEND_ERRORS = (
     OSError,
 )
 _EXPLAINED_FAILURES = frozenset({"SourceUnavailable", "SourceRefused", "DocumentRefused"})
+
+
+@contextlib.contextmanager
+def _redis_faults() -> Iterator[None]:
+    """Redis going away mid-batch is BACKEND_UNAVAILABLE (the job stays resumable)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise ZipscoreError(
+            ErrorCode.BACKEND_UNAVAILABLE, f"Redis is unreachable ({type(exc).__name__})"
+        ) from None
 
 
 class LookupResult(BaseModel):
@@ -78,6 +95,7 @@ class Client:
         cache: ResultCache | None = None,
         index_cache: IndexCache | None = None,
         timeout: float | None = None,
+        batch_store: BatchStore | None = None,
     ) -> None:
         from worker.celery_app import app
 
@@ -86,6 +104,49 @@ class Client:
         self._app = app
         self._cache = cache or cache_from_settings(self.settings)
         self._index_cache = index_cache or index_cache_from_settings(self.settings)
+        self._batch_store = batch_store
+
+    @property
+    def app(self) -> Any:
+        """The Celery app, used to send tasks by name (never to import worker code)."""
+        return self._app
+
+    def score_file(
+        self,
+        source: Path,
+        output: Path,
+        *,
+        zipcode_column: str = "zipcode",
+        chunk_size: int | None = None,
+        progress: ProgressFactory | None = None,
+    ) -> BatchSummary:
+        """Score every row of the CSV `source` into `output` through the `batch` queue.
+
+        Raises:
+            ZipscoreError: BAD_INPUT_FILE (before any job is created) when the file cannot
+                be scored; TIMEOUT or BACKEND_UNAVAILABLE when the queue or workers fail.
+        """
+        extra = {"progress": progress} if progress is not None else {}
+        with _redis_faults():
+            return self._batch_runner().start(
+                source, output, zipcode_column=zipcode_column, chunk_size=chunk_size, **extra
+            )
+
+    def resume_batch(self, job_id: str, *, progress: ProgressFactory | None = None) -> BatchSummary:
+        """Finish an interrupted batch job without scoring its finished chunks again."""
+        extra = {"progress": progress} if progress is not None else {}
+        with _redis_faults():
+            return self._batch_runner().resume(job_id, **extra)
+
+    def batch_status(self, job_id: str) -> JobStatus:
+        """A batch job's recorded progress."""
+        with _redis_faults():
+            return self._batch_runner().status(job_id)
+
+    def _batch_runner(self) -> BatchRunner:
+        if self._batch_store is None:
+            self._batch_store = batch_store_from_settings()
+        return BatchRunner(self, self._batch_store)
 
     def lookup(self, zipcode: int | str) -> LookupResult:
         """The risk factor of one zipcode (`exists=False` for a valid but unknown one)."""

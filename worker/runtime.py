@@ -1,4 +1,4 @@
-"""The per-process collaborators of tasks: stores, caches and the health index source.
+"""The per-process collaborators of tasks: stores, caches, pinned tables, the index source.
 
 Created on first use in each worker process (after the fork). Unit tests swap them with
 `use(...)` / `use_index(...)` to run tasks eagerly against memory and fakeredis;
@@ -8,9 +8,11 @@ integration tests point the embedded worker at a local fake Statbel with `use_in
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from worker.batch import ScoringTable
+from worker.batch_store import BatchStore, batch_store_from_settings
 from worker.cache import ResultCache, cache_from_settings
 from worker.index_cache import IndexCache, index_cache_from_settings
 from worker.zipcodes import PostgresZipcodeStore, ZipcodeStore
@@ -19,11 +21,16 @@ if TYPE_CHECKING:
     from worker.index import Source
     from worker.index_store import HealthIndexStore
 
+# Pinned tables kept per process: a job's version and the one of the job before it.
+MAX_TABLES = 2
+
 
 @dataclass
 class _Runtime:
     store: ZipcodeStore | None = None
     cache: ResultCache | None = None
+    batch: BatchStore | None = None
+    tables: dict[int, ScoringTable] = field(default_factory=dict)
     pid: int = 0
     index_pid: int = 0
     index_store: HealthIndexStore | None = None
@@ -34,9 +41,15 @@ class _Runtime:
 _current = _Runtime()
 
 
-def use(store: ZipcodeStore | None = None, cache: ResultCache | None = None) -> None:
+def use(
+    store: ZipcodeStore | None = None,
+    cache: ResultCache | None = None,
+    batch: BatchStore | None = None,
+) -> None:
     """Install collaborators for this process (tests); None restores the defaults."""
-    _current.store, _current.cache, _current.pid = store, cache, os.getpid()
+    _current.store, _current.cache, _current.batch = store, cache, batch
+    _current.tables = {}
+    _current.pid = os.getpid()
 
 
 def _fresh() -> _Runtime:
@@ -59,6 +72,28 @@ def cache() -> ResultCache:
     if runtime.cache is None:
         runtime.cache = cache_from_settings()
     return runtime.cache
+
+
+def batch_store() -> BatchStore:
+    runtime = _fresh()
+    if runtime.batch is None:
+        runtime.batch = batch_store_from_settings()
+    return runtime.batch
+
+
+def scoring_table(version: int) -> ScoringTable | None:
+    """Table `version` as pinned in Redis, built once per process; None when it is gone."""
+    runtime = _fresh()
+    table = runtime.tables.get(version)
+    if table is None:
+        factors = batch_store().get_table(version)
+        if factors is None:
+            return None
+        table = ScoringTable.from_pairs(version, factors)
+        while len(runtime.tables) >= MAX_TABLES:
+            runtime.tables.pop(min(runtime.tables))
+        runtime.tables[version] = table
+    return table
 
 
 def use_index(

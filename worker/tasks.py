@@ -14,7 +14,7 @@ import psycopg
 import redis
 from psycopg_pool import PoolTimeout
 
-from worker import lookups, runtime
+from worker import chunks, lookups, runtime
 from worker.celery_app import app
 from worker.errors import ZipscoreError
 
@@ -44,3 +44,13 @@ def lookup(zipcode: object) -> dict[str, Any]:
 @app.task(name="zipcodes.by_risk_factor", **RETRY)
 def by_risk_factor(risk_factor: object) -> dict[str, Any]:
     return answer(lambda: lookups.by_risk_factor(runtime.store(), runtime.cache(), risk_factor))
+
+
+@app.task(name="batch.pin_table", **RETRY)
+def pin_table(version: int | None = None) -> dict[str, Any]:
+    return answer(lambda: chunks.pin_table(runtime.store(), runtime.batch_store(), version))
+
+
+@app.task(name="batch.score_chunk", **RETRY)
+def score_chunk(message: object) -> dict[str, Any]:
+    return answer(lambda: chunks.score_message(runtime.batch_store(), message))

@@ -18,6 +18,11 @@ LOOKUP_SQL = """
 SELECT (SELECT version FROM risk_table_meta),
        (SELECT risk_factor FROM zipcodes WHERE zipcode = %s)
 """
+# One statement, so the version and the rows come from one snapshot of the database.
+SNAPSHOT_SQL = """
+SELECT (SELECT version FROM risk_table_meta),
+       COALESCE((SELECT json_object_agg(zipcode, risk_factor) FROM zipcodes), '{}')
+"""
 BY_RISK_FACTOR_SQL = """
 SELECT (SELECT version FROM risk_table_meta),
        COALESCE((SELECT array_agg(zipcode ORDER BY zipcode)
@@ -31,6 +36,8 @@ class ZipcodeStore(Protocol):
     def lookup(self, zipcode: int) -> tuple[int, str | None]: ...
 
     def by_risk_factor(self, risk_factor: str) -> tuple[int, list[int]]: ...
+
+    def snapshot(self) -> tuple[int, dict[int, str]]: ...
 
 
 class PostgresZipcodeStore:
@@ -51,6 +58,13 @@ class PostgresZipcodeStore:
             row = conn.execute(BY_RISK_FACTOR_SQL, (risk_factor,), prepare=True).fetchone()
         assert row is not None
         return int(row[0]), list(row[1])
+
+    def snapshot(self) -> tuple[int, dict[int, str]]:
+        """The current version and the whole table (at most 9,000 pairs), read together."""
+        with self._pool.connection() as conn:
+            row = conn.execute(SNAPSHOT_SQL, prepare=True).fetchone()
+        assert row is not None
+        return int(row[0]), {int(z): str(f).strip() for z, f in row[1].items()}
 
 
 def load_rules(conn: psycopg.Connection, rules: Iterable[Rule]) -> int:

@@ -1,4 +1,7 @@
-"""Unit tier: tasks run eagerly, Redis is fakeredis, stores are in memory. No network."""
+"""Unit tier: tasks run eagerly, Redis is fakeredis, stores are in memory. No network.
+
+`eager` also installs a fakeredis `batch_store`, so batch jobs run in-process end to end.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import fakeredis
 import pytest
 
 from worker import runtime
+from worker.batch_store import BatchStore
 from worker.cache import ResultCache
 from worker.celery_app import app
 from worker.health_index import IndexMonth
@@ -41,6 +45,10 @@ class DictZipcodeStore:
         self.queries += 1
         return self.version, sorted(z for z, f in self.table.items() if f == risk_factor)
 
+    def snapshot(self) -> tuple[int, dict[int, str]]:
+        self.queries += 1
+        return self.version, dict(self.table)
+
 
 SAMPLE_RULES = [
     Rule(1000, 1310, "C"),
@@ -63,13 +71,21 @@ def cache(redis_client: fakeredis.FakeRedis) -> ResultCache:
 
 
 @pytest.fixture
+def batch_store(redis_client: fakeredis.FakeRedis) -> BatchStore:
+    return BatchStore(redis_client, "unit", ttl_seconds=600)
+
+
+@pytest.fixture
 def store() -> DictZipcodeStore:
     return DictZipcodeStore(list(SAMPLE_RULES))
 
 
 @pytest.fixture
 def eager(
-    store: DictZipcodeStore, cache: ResultCache, monkeypatch: pytest.MonkeyPatch
+    store: DictZipcodeStore,
+    cache: ResultCache,
+    batch_store: BatchStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
     """Tasks sent by name run in-process against the dict store and fakeredis.
 
@@ -83,7 +99,7 @@ def eager(
 
     app.loader.import_default_modules()
     monkeypatch.setattr(app, "send_task", send_task)
-    runtime.use(store=store, cache=cache)
+    runtime.use(store=store, cache=cache, batch=batch_store)
     yield sent
     runtime.use()
 

@@ -1,0 +1,420 @@
+"""Batch scoring benchmark: the floor, the naive design and zipscore, side by side.
+
+    make bench                                   # everything (1M and 5M rows)
+    python ops/bench/batch_bench.py --rows 200000 --skip-5m
+    python ops/bench/batch_bench.py --profile    # also reports/bench-*.prof, top functions
+
+Prints one table:
+ (1) the floor: one process, csv.reader -> dict lookup -> csv.writer, no queue;
+ (2) naive: one Celery task per row (`zipcodes.lookup`) on a 5,000-row sample, through a
+     real `celery -A worker worker -c 2`;
+ (3) zipscore: `zipscore score` end to end (a subprocess) with a real 2-process batch worker
+     (`celery -A worker worker -Q batch -c 2`), with the peak RSS of the producer and of
+     every worker process (psutil, sampled every 20 ms);
+then the ratios (3)/(1) >= 0.5 and (3)/(2) >= 300, RSS < 150 MB per process, and the
+5,000,000-row run's peak RSS within 10 % of the 1,000,000-row one.
+
+Everything runs against a throwaway database (created, migrated, loaded with the sample
+table, dropped) and a Redis prefix of its own; input files go to --workdir (under /tmp).
+Needs the dev environment (psutil).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import pstats
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+import psycopg
+import redis
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from worker.risk_table import expand, parse_text  # noqa: E402
+
+SAMPLE_TABLE = ROOT / "ops" / "sample_data" / "risk-table.sample.csv"
+MB = 1024 * 1024
+FLOOR_RATIO, NAIVE_RATIO, RSS_LIMIT_MB, RSS_DRIFT = 0.5, 300.0, 150.0, 0.10
+
+
+# -- environment ----------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    run_id: str
+    admin_url: str
+    database_url: str
+    prefix: str
+    redis_url: str
+
+    @property
+    def vars(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "ZIPSCORE_DATABASE_URL": self.database_url,
+            "ZIPSCORE_REDIS_PREFIX": self.prefix,
+            "ZIPSCORE_REDIS_URL": self.redis_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+
+@contextlib.contextmanager
+def environment() -> Iterator[Env]:
+    run_id = uuid.uuid4().hex[:8]
+    admin = os.environ.get("ZIPSCORE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"zipscore_bench_{run_id}"
+    env = Env(
+        run_id,
+        admin,
+        urlunsplit(urlsplit(admin)._replace(path=f"/{name}")),
+        f"zipscore-bench-{run_id}",
+        os.environ.get("ZIPSCORE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        for args in (["db", "migrate"], ["db", "load-zipcodes", str(SAMPLE_TABLE)]):
+            subprocess.run([zipscore_exe(), *args], env=env.vars, check=True, capture_output=True)
+        yield env
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        client = redis.Redis.from_url(env.redis_url)
+        for key in client.scan_iter(match=f"{env.prefix}*", count=1000):
+            client.delete(key)
+
+
+def zipscore_exe() -> str:
+    return shutil.which("zipscore", path=str(Path(sys.executable).parent)) or "zipscore"
+
+
+@contextlib.contextmanager
+def worker(env: Env, queues: str, log: Path, *extra: str) -> Iterator[psutil.Popen]:
+    """`celery -A worker worker -Q queues -c 2` until the block ends (warm shutdown)."""
+    with log.open("wb") as sink:
+        process = psutil.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", queues),
+                *("-n", f"bench-{queues}-{env.run_id}@%h", "--loglevel", "INFO", *extra),
+            ],
+            cwd=ROOT,
+            env=env.vars,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while b"ready." not in log.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# -- input ----------------------------------------------------------------------------------
+
+
+def generate(path: Path, rows: int) -> Path:
+    """A portfolio: policy id, zipcode (1 % bad, the rest 1000-9999), insured value, date."""
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    rng = random.Random(rows)  # noqa: S311 - test data, not secrets
+    bad = ["", "abc", "999", "10000", " 9000"]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as out:
+        out.write("policy_id,zipcode,insured_value,start_date\n")
+        batch: list[str] = []
+        for i in range(rows):
+            zipcode = rng.choice(bad) if rng.random() < 0.01 else str(rng.randint(1000, 9999))
+            batch.append(
+                f"P{i:09d},{zipcode},{rng.randint(1_000, 900_000)},"
+                f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}\n"
+            )
+            if len(batch) == 100_000:
+                out.write("".join(batch))
+                batch.clear()
+        out.write("".join(batch))
+    tmp.rename(path)
+    return path
+
+
+# -- (1) the floor --------------------------------------------------------------------------
+
+
+def floor(source: Path, target: Path) -> float:
+    """Single process: csv read, dict lookup, csv write. Returns rows/s."""
+    table = {
+        str(zipcode): factor for zipcode, factor in expand(parse_text(SAMPLE_TABLE.read_text()))
+    }
+    started = time.perf_counter()
+    rows = 0
+    with (
+        source.open(encoding="utf-8", newline="") as inp,
+        target.open("w", encoding="utf-8", newline="") as out,
+    ):
+        reader, writer = csv.reader(inp), csv.writer(out)
+        header = next(reader)
+        column = header.index("zipcode")
+        writer.writerow([*header, "risk_factor", "status", "error"])
+        get = table.get
+        for row in reader:
+            factor = get(row[column])
+            writer.writerow([*row, factor, "ok", ""] if factor else [*row, "", "unknown", ""])
+            rows += 1
+    return rows / (time.perf_counter() - started)
+
+
+# -- (2) naive ------------------------------------------------------------------------------
+
+
+def naive(env: Env, source: Path, rows: int, workdir: Path) -> float:
+    """One `zipcodes.lookup` task per row through a 2-process worker. Returns rows/s."""
+    code = f"""
+import csv, itertools, json, sys, time
+from celery.result import ResultSet
+from worker.celery_app import app
+with open({str(source)!r}, newline="") as f:
+    reader = csv.reader(f); column = next(reader).index("zipcode")
+    zipcodes = [row[column] for row in itertools.islice(reader, {rows})]
+started = time.perf_counter()
+results = ResultSet([app.send_task("zipcodes.lookup", args=[z]) for z in zipcodes])
+results.join_native(timeout=300)  # results collected in bulk, the fastest way Celery offers
+print(json.dumps(len(zipcodes) / (time.perf_counter() - started)))
+"""
+    with worker(env, "lookups", workdir / "naive-worker.log", "-c", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env.vars,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+# -- (3) zipscore ---------------------------------------------------------------------------
+
+
+@dataclass
+class Peaks:
+    """Peak RSS per process (by pid and role), sampled by a thread."""
+
+    roles: dict[int, str] = field(default_factory=dict)
+    rss: dict[int, int] = field(default_factory=dict)
+
+    def watch(self, process: psutil.Process, role: str, children: bool) -> threading.Event:
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.is_set():
+                procs = [(process, role)]
+                if children:
+                    with contextlib.suppress(psutil.Error):
+                        procs += [(c, f"{role} child") for c in process.children()]
+                for proc, name in procs:
+                    with contextlib.suppress(psutil.Error):
+                        rss = proc.memory_info().rss
+                        self.roles[proc.pid] = name
+                        self.rss[proc.pid] = max(self.rss.get(proc.pid, 0), rss)
+                stop.wait(0.02)
+
+        threading.Thread(target=run, daemon=True).start()
+        return stop
+
+    def by_role(self) -> list[tuple[str, float]]:
+        return sorted((self.roles[p], r / MB) for p, r in self.rss.items())
+
+
+@dataclass
+class ScoreRun:
+    rows: int
+    seconds: float
+    rows_per_second: float
+    wall_seconds: float
+    peaks: list[tuple[str, float]]
+
+
+def zipscore(env: Env, source: Path, workdir: Path, profile: bool) -> ScoreRun:
+    """`zipscore score` end to end with a 2-process batch worker."""
+    target = workdir / f"{source.stem}.scored.csv"
+    peaks = Peaks()
+    with worker(env, "batch", workdir / "batch-worker.log", "-c", "2") as proc:
+        stop_worker = peaks.watch(proc, "worker", children=True)
+        time.sleep(0.5)
+        command = [zipscore_exe(), "score", str(source), "-o", str(target), "--json"]
+        if profile:
+            out = ROOT / "reports" / "bench-producer.prof"
+            out.parent.mkdir(exist_ok=True)
+            command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "producer.cli"]
+            command += ["score", str(source), "-o", str(target), "--json"]
+        started = time.perf_counter()
+        producer = psutil.Popen(
+            command, env=env.vars, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        stop_producer = peaks.watch(producer, "producer", children=False)
+        stdout, stderr = producer.communicate()
+        wall = time.perf_counter() - started
+        stop_producer.set()
+        stop_worker.set()
+    if producer.returncode:
+        raise RuntimeError(stderr.decode()[-2000:])
+    summary = json.loads(stdout.decode().strip().splitlines()[-1])
+    target.unlink(missing_ok=True)
+    return ScoreRun(
+        summary["rows"], summary["seconds"], summary["rows_per_second"], wall, peaks.by_role()
+    )
+
+
+def profile_worker(env: Env, source: Path, workdir: Path) -> Path:
+    """A solo-pool batch worker under cProfile while `zipscore score` runs once."""
+    out = ROOT / "reports" / "bench-worker.prof"
+    log = workdir / "profiled-worker.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "cProfile", "-o", str(out), "-m", "celery", "-A"),
+                *("worker", "worker", "-Q", "batch", "--pool", "solo"),
+                *("-n", f"prof-{env.run_id}@%h", "--loglevel", "INFO"),
+            ],
+            cwd=ROOT,
+            env=env.vars,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    while b"ready." not in log.read_bytes():
+        time.sleep(0.1)
+    target = workdir / "profiled.scored.csv"
+    subprocess.run(
+        [zipscore_exe(), "score", str(source), "-o", str(target), "--json"],
+        env=env.vars,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    process.send_signal(signal.SIGTERM)
+    process.wait(60)
+    target.unlink(missing_ok=True)
+    return out
+
+
+def top(path: Path, count: int = 12) -> str:
+    stream = io.StringIO()
+    pstats.Stats(str(path), stream=stream).sort_stats("tottime").print_stats(count)
+    return stream.getvalue()
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--naive-rows", type=int, default=5_000)
+    parser.add_argument("--skip-5m", action="store_true", help="skip the 5,000,000-row run")
+    parser.add_argument("--profile", action="store_true", help="cProfile producer and worker")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/zipscore-bench"))  # noqa: S108
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    print(f"generating inputs in {args.workdir} ...", file=sys.stderr)
+    source = generate(args.workdir / f"portfolio-{args.rows}.csv", args.rows)
+    big = None if args.skip_5m else generate(args.workdir / "portfolio-5000000.csv", 5_000_000)
+
+    print("(1) floor ...", file=sys.stderr)
+    floor_rate = max(floor(source, args.workdir / "floor.out.csv") for _ in range(2))
+    (args.workdir / "floor.out.csv").unlink(missing_ok=True)
+    with environment() as env:
+        print("(2) naive ...", file=sys.stderr)
+        naive_rate = naive(env, source, args.naive_rows, args.workdir)
+        print("(3) zipscore ...", file=sys.stderr)
+        run = zipscore(env, source, args.workdir, profile=False)
+        big_run = zipscore(env, big, args.workdir, profile=False) if big else None
+        profiles: list[Path] = []
+        if args.profile:
+            zipscore(env, source, args.workdir, profile=True)
+            profiles = [ROOT / "reports" / "bench-producer.prof"]
+            profiles.append(profile_worker(env, source, args.workdir))
+
+    rate = run.rows_per_second
+    peak = max(mb for _, mb in run.peaks)
+    lines = [
+        "",
+        f"{'design':<52} {'rows':>10} {'rows/s':>12}",
+        f"{'(1) floor: 1 process, csv -> dict -> csv':<52} {args.rows:>10,} {floor_rate:>12,.0f}",
+        f"{'(2) naive: 1 Celery task per row, 2 processes':<52} "
+        f"{args.naive_rows:>10,} {naive_rate:>12,.0f}",
+        f"{'(3) zipscore score, batch worker -c 2':<52} {run.rows:>10,} {rate:>12,.0f}"
+        f"   ({run.seconds:.2f} s in the job, {run.wall_seconds:.2f} s with interpreter start)",
+    ]
+    if big_run:
+        lines.append(
+            f"{'(3) zipscore score, 5M rows':<52} {big_run.rows:>10,} "
+            f"{big_run.rows_per_second:>12,.0f}   ({big_run.seconds:.2f} s in the job)"
+        )
+    lines += ["", "peak RSS (MB)      " + ("1M run".rjust(8)) + ("   5M run" if big_run else "")]
+    for i, (role, mb) in enumerate(run.peaks):
+        other = f" {big_run.peaks[i][1]:8.1f}" if big_run and i < len(big_run.peaks) else ""
+        lines.append(f"  {role:<17}{mb:8.1f}{other}")
+    lines += [
+        "",
+        f"(3)/(1) = {rate / floor_rate:6.2f}   target >= {FLOOR_RATIO}   "
+        f"{verdict(rate / floor_rate >= FLOOR_RATIO)}",
+        f"(3)/(2) = {rate / naive_rate:6.0f}   target >= {NAIVE_RATIO:.0f}   "
+        f"{verdict(rate / naive_rate >= NAIVE_RATIO)}",
+        f"peak RSS {peak:.1f} MB   target < {RSS_LIMIT_MB:.0f} MB per process   "
+        f"{verdict(peak < RSS_LIMIT_MB)}",
+    ]
+    passed = rate / floor_rate >= FLOOR_RATIO and rate / naive_rate >= NAIVE_RATIO
+    passed = passed and peak < RSS_LIMIT_MB
+    if big_run:
+        big_peak = max(mb for _, mb in big_run.peaks)
+        drift = max(
+            abs(b - s) / s for (_, s), (_, b) in zip(run.peaks, big_run.peaks, strict=False)
+        )
+        lines.append(
+            f"5M vs 1M peak RSS, largest change of any process: {100 * drift:.1f} %   "
+            f"target <= {100 * RSS_DRIFT:.0f} %   {verdict(drift <= RSS_DRIFT)}"
+        )
+        passed = passed and drift <= RSS_DRIFT and big_peak < RSS_LIMIT_MB
+    print("\n".join(lines))
+    for path in profiles:
+        print(f"\n== {path.name} (top functions by own time)\n{top(path)}")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,506 @@
+"""The producer's side of a batch: send chunks, write their outputs in order, record progress.
+
+    runner = BatchRunner(client, batch_store_from_settings())
+    summary = runner.start(Path("in.csv"), Path("out.csv"), zipcode_column="zipcode")
+    summary = runner.resume("3f2a...")          # after the producer was killed
+    status = runner.status("3f2a...")
+
+How the guarantees are kept:
+
+- Bounded memory: at most `batch_in_flight` chunks are sent and not yet written; the
+  producer holds one chunk's bytes at a time (outputs wait in Redis until it is their turn).
+- Order: chunk i's output is written only after chunks 0..i-1, whatever order they finish in.
+- Exactly once: a chunk's output key is idempotent, and the producer writes each chunk
+  index once. A chunk that has not completed within `batch_chunk_deadline_seconds`, or whose
+  task failed (e.g. WorkerLostError after a SIGKILL), is sent again; a duplicate run writes
+  the same value under the same key, and a late one for a written chunk is skipped.
+- Resume: after each chunk is written (and flushed) the job hash records chunks done and the
+  input and output byte offsets. A resumed run truncates the output to the recorded offset
+  and cuts chunks again from the recorded input offset (chunking is deterministic), reusing
+  outputs already in Redis, so finished chunks are never scored again.
+- One table version per job: the job pins the table version it starts with
+  (`batch.pin_table`) and every chunk is scored with that version's copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from pydantic import BaseModel
+
+from producer.csv_chunks import BOM, InputLayout, inspect_input, iter_chunks, read_chunk
+from producer.progress import Reporter
+from worker.batch import output_header
+from worker.batch_store import JOB_ID_PATTERN, BatchStore
+from worker.errors import ErrorCode, ZipscoreError
+from worker.settings import Settings
+
+FAILED_STATES = frozenset({"FAILURE", "REVOKED"})
+JOB_ID = re.compile(JOB_ID_PATTERN)
+STATE_CHECK_AFTER = 1.0  # seconds a chunk may run before its task state is looked at
+
+
+class BatchSummary(BaseModel):
+    """What `zipscore score --json` prints."""
+
+    job_id: str
+    rows: int
+    ok: int
+    unknown: int
+    invalid: int
+    seconds: float
+    rows_per_second: float
+    output: str
+
+
+class JobStatus(BaseModel):
+    """What `zipscore job status --json` prints."""
+
+    job_id: str
+    state: str
+    input: str
+    output: str
+    table_version: int
+    rows: int
+    ok: int
+    unknown: int
+    invalid: int
+    chunks_done: int
+    chunks_total: int
+    lines_total: int
+    resubmitted: int
+    seconds: float
+
+
+class Asker(Protocol):
+    """What the runner needs from the client: send-and-wait, and the Celery app."""
+
+    settings: Settings
+
+    def call(self, task: str, *args: Any, timeout: float | None = None) -> dict[str, Any]: ...
+
+    @property
+    def app(self) -> Any: ...
+
+
+# Called with the job id and the input's line count once the job exists.
+ProgressFactory = Callable[[str, int], Reporter]
+
+
+@dataclass
+class _Flight:
+    """A chunk sent and not yet written."""
+
+    start: int
+    end: int
+    task: Any  # the AsyncResult of the latest send; None for an output found in Redis
+    sent_at: float
+    attempts: int = 1
+    checked_at: float = 0.0
+
+
+def _quiet(job: str, total: int) -> Reporter:
+    return Reporter(job, total, None)
+
+
+class BatchRunner:
+    """Runs batch jobs through the `batch` queue; one runner can run several jobs in turn."""
+
+    def __init__(self, client: Asker, store: BatchStore) -> None:
+        self.client = client
+        self.settings = client.settings
+        self.store = store
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    # -- public --------------------------------------------------------------------------
+
+    def start(
+        self,
+        source: Path,
+        output: Path,
+        *,
+        zipcode_column: str = "zipcode",
+        chunk_size: int | None = None,
+        progress: ProgressFactory = _quiet,
+    ) -> BatchSummary:
+        """Score `source` into `output` as a new job.
+
+        Raises:
+            ZipscoreError: BAD_INPUT_FILE before any job exists if the input cannot be
+                scored; TIMEOUT or BACKEND_UNAVAILABLE if the queue or workers fail.
+        """
+        began = time.monotonic()
+        layout = inspect_input(source, zipcode_column)
+        if output.resolve() == source.resolve():
+            raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, "the output would overwrite the input")
+        if not output.resolve().parent.is_dir():
+            raise ZipscoreError(
+                ErrorCode.BAD_INPUT_FILE, f"{output}: no such directory for the output"
+            )
+        lines = chunk_size or self.settings.batch_chunk_size
+        if lines < 1:
+            raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, "the chunk size must be at least 1")
+        version = int(self._pin(None)["version"])
+        job = uuid.uuid4().hex[:16]
+        fields = _new_job_fields(layout, output.resolve(), zipcode_column, lines, version)
+        fields["seconds"] = round(time.monotonic() - began, 3)  # checking and pinning count
+        self.store.create_job(job, fields)
+        return self._run(job, progress, layout)
+
+    def resume(self, job: str, *, progress: ProgressFactory = _quiet) -> BatchSummary:
+        """Finish an interrupted job from its last written chunk."""
+        record = self._job(job)
+        if record["state"] == "done":
+            return _summary(job, record)
+        return self._run(job, progress)
+
+    def status(self, job: str) -> JobStatus:
+        """The job's progress as recorded in Redis."""
+        record = self._job(job)
+        state = record["state"]
+        if state == "running" and not self.store.redis.exists(self.store.lease_key(job)):
+            state = "interrupted"
+        lines_total = int(record["lines_total"])
+        chunk_size = int(record["chunk_size"])
+        chunks_total = int(record.get("chunks_total") or math.ceil(lines_total / chunk_size))
+        return JobStatus(
+            job_id=job,
+            state=state,
+            input=record["input"],
+            output=record["output"],
+            table_version=int(record["version"]),
+            rows=int(record["rows"]),
+            ok=int(record["ok"]),
+            unknown=int(record["unknown"]),
+            invalid=int(record["invalid"]),
+            chunks_done=int(record["chunks_done"]),
+            chunks_total=chunks_total,
+            lines_total=lines_total,
+            resubmitted=int(record.get("resubmitted", 0)),
+            seconds=float(record["seconds"]),
+        )
+
+    # -- the job -------------------------------------------------------------------------
+
+    def _job(self, job: str) -> dict[str, str]:
+        if not JOB_ID.match(job):
+            raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"not a job id: {job[:40]!r}")
+        record = self.store.get_job(job)
+        if record is None:
+            raise ZipscoreError(
+                ErrorCode.BAD_INPUT_FILE,
+                f"no batch job {job} (unknown, or expired after "
+                f"{self.settings.batch_ttl_seconds // 86_400} days)",
+            )
+        return record
+
+    def _pin(self, version: int | None) -> dict[str, Any]:
+        wait = self.settings.batch_chunk_deadline_seconds
+        return self.client.call("batch.pin_table", version, timeout=wait)
+
+    def _acquire(self, job: str) -> None:
+        """Hold the job's lease, waiting out the lease of a producer that was killed."""
+        deadline = time.monotonic() + self.settings.batch_lease_seconds + 1
+        while not self.store.take_lease(job, self.owner, self.settings.batch_lease_seconds):
+            if time.monotonic() > deadline:
+                raise ZipscoreError(
+                    ErrorCode.TIMEOUT, f"job {job} is being run by another producer"
+                )
+            time.sleep(0.2)
+
+    def _run(
+        self, job: str, progress: ProgressFactory, layout: InputLayout | None = None
+    ) -> BatchSummary:
+        """Run the job to its end; `layout` is given by a fresh start (checked and pinned)."""
+        self._acquire(job)
+        try:
+            record = self._job(job)
+            if layout is None:
+                layout = _check_input(record)
+                self._pin(int(record["version"]))
+                self.store.update_job(job, {"state": "running"})
+            with (
+                layout.path.open("rb") as source,
+                _open_output(record) as sink,
+                progress(job, int(record["lines_total"])) as reporter,
+            ):
+                _JobLoop(self, job, record, source=source, sink=sink, reporter=reporter).run()
+            return _summary(job, self._job(job))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.store.update_job(job, {"state": "interrupted"})
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                self.store.release_lease(job, self.owner)
+
+
+class _JobLoop:
+    """One run of one job: keeps the window of chunks in flight full, writes in order."""
+
+    def __init__(
+        self,
+        runner: BatchRunner,
+        job: str,
+        record: dict[str, str],
+        *,
+        source: BinaryIO,
+        sink: BinaryIO,
+        reporter: Reporter,
+    ) -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.settings = runner.settings
+        self.job = job
+        self.source = source
+        self.sink = sink
+        self.reporter = reporter
+        self.message = {
+            "job": job,
+            "version": int(record["version"]),
+            "column": int(record["column"]),
+            "columns": int(record["columns"]),
+            "newline": record["newline"],
+        }
+        self.next_write = int(record["chunks_done"])
+        self.input_offset = int(record["input_offset"])
+        self.output_offset = int(record["output_offset"])
+        self.counts = {k: int(record[k]) for k in ("rows", "ok", "unknown", "invalid")}
+        self.resubmitted = int(record.get("resubmitted", 0))
+        self.seconds_before = float(record["seconds"])
+        self.started = time.monotonic()
+        self.lines = int(record["chunk_size"])
+        # Chunks a killed producer had in flight may be scored already: look before sending.
+        self.reuse_below = self.next_write + self.settings.batch_in_flight
+        self.in_flight: dict[int, _Flight] = {}
+        self.lease_renewed = self.started
+
+    def run(self) -> None:
+        chunks = iter_chunks(
+            self.source,
+            self.input_offset,
+            self.next_write,
+            lines=self.lines,
+            max_bytes=self.settings.batch_max_chunk_mb * 1024 * 1024,
+        )
+        exhausted = False
+        self.reporter.update(self.counts["rows"])
+        while True:
+            while not exhausted and len(self.in_flight) < self.settings.batch_in_flight:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                if chunk.index < self.reuse_below and self.store.has_chunk(self.job, chunk.index):
+                    self.in_flight[chunk.index] = _Flight(chunk.start, chunk.end, None, 0.0)
+                else:
+                    task = self._send(chunk.index, chunk.data)
+                    flight = _Flight(chunk.start, chunk.end, task, time.monotonic())
+                    self.in_flight[chunk.index] = flight
+            if not self.in_flight:
+                break
+            if not self._write_ready():
+                for index in self.store.wait_for_notice(self.job, self.settings.batch_poll_seconds):
+                    if index in self.in_flight:
+                        self.in_flight[index].task = None  # its output is in Redis
+                self._resubmit_overdue()
+            self._renew_lease()
+        self._finish()
+
+    def _send(self, index: int, data: bytes) -> Any:
+        message = {**self.message, "chunk": index}
+        try:
+            self.store.put_input(self.job, index, data)
+            result = self.runner.client.app.send_task("batch.score_chunk", args=[message])
+        except Exception as exc:
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE, f"the queue is unreachable ({type(exc).__name__})"
+            ) from None
+        return result
+
+    def _write_ready(self) -> bool:
+        """Write every chunk whose turn it is and whose output is in; True if any was."""
+        wrote = False
+        while (flight := self.in_flight.get(self.next_write)) is not None:
+            stored = self.store.get_chunk(self.job, self.next_write)
+            if stored is None:
+                if flight.task is None:  # reused key expired meanwhile: score it again
+                    self._resend(self.next_write, flight)
+                return wrote
+            self.sink.write(stored.data)
+            self.sink.flush()
+            self.output_offset += len(stored.data)
+            self.input_offset = flight.end
+            self.counts["rows"] += stored.rows
+            self.counts["ok"] += stored.ok
+            self.counts["unknown"] += stored.unknown
+            self.counts["invalid"] += stored.invalid
+            del self.in_flight[self.next_write]
+            self.next_write += 1
+            self.store.update_job(self.job, self._progress(), written_chunk=self.next_write - 1)
+            self.reporter.update(self.counts["rows"])
+            wrote = True
+        return wrote
+
+    def _progress(self) -> dict[str, Any]:
+        return {
+            "chunks_done": self.next_write,
+            "input_offset": self.input_offset,
+            "output_offset": self.output_offset,
+            "resubmitted": self.resubmitted,
+            "seconds": round(self.seconds_before + time.monotonic() - self.started, 3),
+            **self.counts,
+        }
+
+    def _resubmit_overdue(self) -> None:
+        now = time.monotonic()
+        deadline = self.settings.batch_chunk_deadline_seconds
+        for index, flight in list(self.in_flight.items()):
+            if flight.task is None:
+                continue
+            age = now - flight.sent_at
+            if age > deadline:
+                if self.store.has_chunk(self.job, index):  # done, its notice was missed
+                    flight.task = None
+                else:
+                    self._resend(index, flight)
+            elif age > STATE_CHECK_AFTER and now - flight.checked_at > STATE_CHECK_AFTER:
+                flight.checked_at = now
+                self._check_task(index, flight)
+
+    def _check_task(self, index: int, flight: _Flight) -> None:
+        result = flight.task
+        state = result.state
+        if state in FAILED_STATES:
+            self._resend(index, flight)
+        elif state == "SUCCESS":
+            answer = result.result
+            if isinstance(answer, dict) and "error" in answer:
+                raise ZipscoreError.from_json(answer)
+            if not self.store.has_chunk(self.job, index) and index >= self.next_write:
+                self._resend(index, flight)
+
+    def _resend(self, index: int, flight: _Flight) -> None:
+        if flight.task is not None:
+            flight.attempts += 1
+            self.resubmitted += 1
+        if flight.attempts > self.settings.batch_max_attempts:
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                f"chunk {index} of job {self.job} failed {flight.attempts - 1} times; "
+                f"once workers are healthy: zipscore score --resume {self.job}",
+            )
+        data = read_chunk(self.source, flight.start, flight.end)
+        flight.task = self._send(index, data)
+        flight.sent_at = time.monotonic()
+        flight.checked_at = 0.0
+
+    def _renew_lease(self) -> None:
+        now = time.monotonic()
+        if now - self.lease_renewed < self.settings.batch_lease_seconds / 3:
+            return
+        self.lease_renewed = now
+        seconds = self.settings.batch_lease_seconds
+        if not self.store.take_lease(self.job, self.runner.owner, seconds):
+            raise ZipscoreError(ErrorCode.TIMEOUT, f"job {self.job} was taken by another producer")
+
+    def _finish(self) -> None:
+        fields = {**self._progress(), "state": "done", "chunks_total": self.next_write}
+        self.store.update_job(self.job, fields)
+        self.store.redis.delete(self.store.done_key(self.job))
+
+
+def _new_job_fields(
+    layout: InputLayout, output: Path, zipcode_column: str, lines: int, version: int
+) -> dict[str, Any]:
+    return {
+        "state": "running",
+        "input": str(layout.path.resolve()),
+        "output": str(output),
+        "fingerprint": layout.fingerprint,
+        "zipcode_column": zipcode_column,
+        "column": layout.column,
+        "columns": layout.columns,
+        "newline": layout.newline,
+        "bom": int(layout.bom),
+        "header": layout.header,
+        "lines_total": layout.lines,
+        "chunk_size": lines,
+        "version": version,
+        "chunks_done": 0,
+        "input_offset": layout.body_start,
+        "output_offset": 0,
+        "rows": 0,
+        "ok": 0,
+        "unknown": 0,
+        "invalid": 0,
+        "resubmitted": 0,
+        "seconds": 0.0,
+        "created_at": time.time(),
+    }
+
+
+def _check_input(record: dict[str, str]) -> InputLayout:
+    """The job's input, checked again; refused if it changed since the job started."""
+    layout = inspect_input(Path(record["input"]), record["zipcode_column"])
+    if layout.fingerprint != record["fingerprint"]:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE,
+            f"{layout.path} changed since job started (size or modification time): "
+            "score it again as a new job",
+        )
+    return layout
+
+
+@contextlib.contextmanager
+def _open_output(record: dict[str, str]) -> Iterator[BinaryIO]:
+    """The output file, cut back to the last recorded chunk (or started afresh)."""
+    path = Path(record["output"])
+    offset = int(record["output_offset"])
+    if int(record["chunks_done"]) == 0 or offset == 0:
+        with path.open("wb") as fresh:
+            header = output_header(record["header"]) + record["newline"]
+            fresh.write((BOM if record["bom"] == "1" else b"") + header.encode("utf-8"))
+            fresh.flush()
+            record["output_offset"] = str(fresh.tell())
+            yield fresh
+        return
+    try:
+        sink = path.open("r+b")
+    except OSError as exc:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE, f"{path}: cannot reopen the output ({exc.strerror})"
+        ) from None
+    with sink:
+        if os.fstat(sink.fileno()).st_size < offset:
+            raise ZipscoreError(
+                ErrorCode.BAD_INPUT_FILE,
+                f"{path} is shorter than the {offset} bytes already written: score it again",
+            )
+        sink.truncate(offset)
+        sink.seek(offset)
+        yield sink
+
+
+def _summary(job: str, record: dict[str, str]) -> BatchSummary:
+    rows, seconds = int(record["rows"]), float(record["seconds"])
+    return BatchSummary(
+        job_id=job,
+        rows=rows,
+        ok=int(record["ok"]),
+        unknown=int(record["unknown"]),
+        invalid=int(record["invalid"]),
+        seconds=round(seconds, 3),
+        rows_per_second=round(rows / seconds, 1) if seconds > 0 else 0.0,
+        output=record["output"],
+    )

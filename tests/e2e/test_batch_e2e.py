@@ -1,0 +1,241 @@
+"""Batches with real processes: a batch worker SIGKILLed mid-batch, a producer killed and
+resumed, and interactive lookups while a large batch runs.
+
+Each test gets a Redis prefix of its own, shared by its worker and producer processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.e2e.conftest import E2E_PREFIX, ROOT, console
+from tests.services import SAMPLE_TABLE
+from worker.risk_table import expand, parse_text
+
+SAMPLE = {str(z): f for z, f in expand(parse_text(SAMPLE_TABLE.read_text()))}
+ZIPCODES = ["9000", "1501", "x", "4500", "", "999", "1000", "3000", "9999", "1320"]
+StartWorker = Callable[..., subprocess.Popen[bytes]]
+
+
+def portfolio(path: Path, rows: int) -> Path:
+    with path.open("w", newline="") as out:
+        out.write("id,zipcode,note\n")
+        for start in range(0, rows, 10_000):
+            out.write(
+                "".join(
+                    f"{i},{ZIPCODES[i % len(ZIPCODES)]},n{i}\n"
+                    for i in range(start, min(rows, start + 10_000))
+                )
+            )
+    return path
+
+
+def check(path: Path, rows: int) -> None:
+    """One output row per input row, in order, each scored against the sample table."""
+    with path.open(newline="") as f:
+        scored = list(csv.reader(f))
+    assert len(scored) == rows + 1
+    assert [row[0] for row in scored[1:]] == [str(i) for i in range(rows)]
+    for row in scored[1:]:
+        zipcode = row[1]
+        if zipcode.isdigit() and 1000 <= int(zipcode) <= 9999:
+            factor = SAMPLE.get(zipcode, "")
+            assert (row[3], row[4]) == (factor, "ok" if factor else "unknown"), row
+        else:
+            assert (row[3], row[4]) == ("", "invalid"), row
+
+
+@pytest.fixture
+def env(e2e_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    prefix = f"{E2E_PREFIX}-{uuid.uuid4().hex[:6]}"
+    yield {
+        **e2e_env,
+        "ZIPSCORE_REDIS_PREFIX": prefix,
+        "ZIPSCORE_BATCH_CHUNK_DEADLINE_SECONDS": "2",
+        "ZIPSCORE_BATCH_LEASE_SECONDS": "1",
+    }
+    client = redis.Redis.from_url(e2e_env.get("ZIPSCORE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture
+def start_worker(env: dict[str, str], tmp_path: Path) -> Iterator[StartWorker]:
+    """Start `celery -A worker worker -Q <queues> -c 2` in its own process group."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(queues: str = "batch", name: str = "batch") -> subprocess.Popen[bytes]:
+        log = tmp_path / f"{name}-{len(started)}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", queues),
+                    *("-c", "2", "-n", f"{name}{len(started)}-{os.getpid()}@%h"),
+                    *("--loglevel", "INFO", "--without-mingle", "--without-gossip"),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append(process)
+        deadline = time.monotonic() + 60
+        while b"ready." not in log.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"worker did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        process.log = log  # type: ignore[attr-defined]
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def producer(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    exe = Path(sys.executable).parent / "zipscore"
+    return subprocess.Popen(
+        [str(exe), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def job_progress(env: dict[str, str]) -> tuple[str, int] | None:
+    """The (job id, chunks written) of the only job under this test's prefix."""
+    client = redis.Redis.from_url(env.get("ZIPSCORE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    pattern = f"{env['ZIPSCORE_REDIS_PREFIX']}:batch:job:*"
+    for key in client.scan_iter(match=pattern):
+        name = key.decode()
+        if name.endswith(":lease"):
+            continue
+        done = client.hget(name, "chunks_done")
+        return name.rsplit(":", 1)[1], int(done or 0)
+    return None
+
+
+def wait_for_chunks(env: dict[str, str], at_least: int, running: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        progress = job_progress(env)
+        if progress is not None and progress[1] >= at_least:
+            return progress[0]
+        assert running.poll() is None, running.communicate()
+        time.sleep(0.01)
+    pytest.fail(f"the batch never reached {at_least} chunks")
+
+
+def test_a_batch_survives_three_sigkilled_workers(
+    env: dict[str, str], start_worker: StartWorker, tmp_path: Path
+) -> None:
+    rows = 40_000
+    source = portfolio(tmp_path / "in.csv", rows)
+    worker = start_worker()
+    running = producer(
+        env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "100", "--json"
+    )
+    for kill in range(3):
+        wait_for_chunks(env, 15 + 40 * kill, running)
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool processes, mid-chunk
+        worker.wait(10)
+        worker = start_worker()
+    stdout, stderr = running.communicate(timeout=120)
+    assert running.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["rows"] == rows
+    check(tmp_path / "out.csv", rows)
+    status = console("job", "status", summary["job_id"], "--json", env=env)
+    assert json.loads(status.stdout)["resubmitted"] > 0  # lost chunks were sent again
+
+
+def test_a_killed_producer_resumes_without_rescoring(
+    env: dict[str, str], start_worker: StartWorker, tmp_path: Path
+) -> None:
+    rows = 60_000
+    source = portfolio(tmp_path / "in.csv", rows)
+    worker = start_worker()
+    running = producer(
+        env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "100"
+    )
+    job = wait_for_chunks(env, 50, running)
+    running.send_signal(signal.SIGKILL)
+    running.wait(10)
+    progress = job_progress(env)
+    assert progress is not None
+    written_at_kill = progress[1]
+    resumed = console("score", "--resume", job, "--json", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["rows"] == rows
+    check(tmp_path / "out.csv", rows)
+    status = json.loads(console("job", "status", job, "--json", env=env).stdout)
+    assert (status["state"], status["rows"]) == ("done", rows)
+    scored = re.findall(rb"succeeded in [^:]+: \{'chunk': (\d+), 'rows'", worker.log.read_bytes())  # type: ignore[attr-defined]
+    indexes = [int(i) for i in scored]
+    assert sorted(set(indexes)) == list(range(status["chunks_done"]))
+    rescored = [i for i in indexes if i < written_at_kill and indexes.count(i) > 1]
+    assert rescored == []
+
+
+LOOKUPS = """
+import json, sys, time
+from producer.client import Client
+client = Client(timeout=10)
+client.call("zipcodes.lookup", 1000)
+times = []
+for i in range(int(sys.argv[1])):
+    started = time.perf_counter()
+    client.call("zipcodes.lookup", 1000 + i)  # through the queue, never the cache
+    times.append(time.perf_counter() - started)
+times.sort()
+print(json.dumps(times[int(0.99 * (len(times) - 1))]))
+"""
+
+
+def lookup_p99(env: dict[str, str], count: int = 150) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", LOOKUPS, str(count)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.strip())
+
+
+def test_lookups_stay_fast_while_a_large_batch_runs(
+    env: dict[str, str], start_worker: StartWorker, tmp_path: Path
+) -> None:
+    start_worker("lookups", "lookups")
+    start_worker("batch", "batch")
+    idle = lookup_p99(env)
+    source = portfolio(tmp_path / "in.csv", 600_000)
+    running = producer(
+        env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "1000"
+    )
+    wait_for_chunks(env, 5, running)
+    busy = lookup_p99(env)
+    assert running.poll() is None, "the batch ended before the lookups did: make it larger"
+    running.communicate(timeout=120)
+    assert running.returncode == 0
+    print(f"lookup p99: idle {idle * 1000:.1f} ms, during the batch {busy * 1000:.1f} ms")
+    assert busy <= 5 * idle, (
+        f"lookup p99 {busy * 1000:.1f} ms under a batch, idle {idle * 1000:.1f} ms"
+    )

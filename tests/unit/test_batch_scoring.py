@@ -1,0 +1,209 @@
+"""Scoring chunks (worker/batch.py) and cutting them (producer/csv_chunks.py), without Redis."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer.csv_chunks import cut, inspect_input, iter_chunks
+from tests.unit.conftest import SAMPLE_RULES
+from worker.batch import ScoringTable, score_chunk, split_rows
+from worker.errors import ErrorCode, ZipscoreError
+from worker.risk_table import expand
+
+TABLE = ScoringTable.from_pairs(1, dict(expand(SAMPLE_RULES)))
+
+
+def score(text: str, column: int = 1, columns: int = 3, newline: str = "\n") -> list[str]:
+    return score_chunk(text, TABLE, column=column, columns=columns, newline=newline).text.split(
+        newline
+    )[:-1]
+
+
+@pytest.mark.parametrize(
+    ("row", "suffix"),
+    [
+        ("1,9000,x", ",B,ok,"),
+        ("1,1501,x", ",,unknown,"),
+        ("1, 9170 ,x", ",A,ok,"),
+        ('1,"9170",x', ",A,ok,"),
+        ("1,,x", ",,invalid,no zipcode"),
+        ("1,   ,x", ",,invalid,no zipcode"),
+        ("1,abc,x", ",,invalid,zipcode is not a number"),
+        ("1,90.0,x", ",,invalid,zipcode is not a number"),
+        ("1,-9000,x", ",,invalid,zipcode is not a number"),
+        ("1,999,x", ",,invalid,zipcode outside 1000-9999"),
+        ("1,10000,x", ",,invalid,zipcode outside 1000-9999"),
+        ("1,0900,x", ",,invalid,zipcode outside 1000-9999"),
+        ("1,9000", ",,invalid,expected 3 columns but found 2"),
+        ("1,9000,x,y", ",,invalid,expected 3 columns but found 4"),
+        ('1,"9000,x', ",,invalid,malformed CSV quoting"),
+        ("", ",,invalid,empty row"),
+    ],
+)
+def test_every_row_class_is_reported_in_its_row(row: str, suffix: str) -> None:
+    assert score(row + "\n") == [row + suffix]
+
+
+def test_counts_add_up() -> None:
+    result = score_chunk("1,9000,x\n2,1501,y\n3,abc,z\n4,9170,w\n", TABLE, column=1, columns=3)
+    assert (result.rows, result.ok, result.unknown, result.invalid) == (4, 2, 1, 1)
+
+
+def test_rows_are_kept_byte_for_byte_including_quotes_and_line_breaks_in_fields() -> None:
+    text = '1,9000,"a, ""quoted""\r\nvalue"\r\n2,"1315",plain\r\n'
+    result = score_chunk(text, TABLE, column=1, columns=3, newline="\r\n")
+    assert result.text == '1,9000,"a, ""quoted""\r\nvalue",B,ok,\r\n2,"1315",plain,B,ok,\r\n'
+    assert result.rows == 2
+
+
+def test_crlf_and_lf_and_a_last_row_without_line_ending() -> None:
+    assert score("1,9000,x\r\n2,9170,y\n3,1000,z", newline="\r\n") == [
+        "1,9000,x,B,ok,",
+        "2,9170,y,A,ok,",
+        "3,1000,z,C,ok,",
+    ]
+
+
+def test_a_one_column_file() -> None:
+    assert score("9000\n\n", column=0, columns=1) == ["9000,B,ok,", ",,invalid,no zipcode"]
+
+
+def test_an_empty_chunk_scores_nothing() -> None:
+    result = score_chunk("", TABLE, column=0, columns=1)
+    assert (result.text, result.rows) == ("", 0)
+
+
+def test_split_rows_joins_lines_of_a_quoted_field() -> None:
+    assert split_rows('a,"b\nc"\r\nd,e\n') == ['a,"b\nc"', "d,e"]
+
+
+# -- cutting ---------------------------------------------------------------------------------
+
+
+def test_cut_extends_past_a_line_break_inside_quotes() -> None:
+    buf = b'1,"a\nb"\n2,c\n3,d\n'
+    # The chunk size counts lines; a cut inside quotes moves to the next row boundary.
+    assert cut(buf, 1) == len(b'1,"a\nb"\n')
+    assert cut(buf, 2) == len(b'1,"a\nb"\n')
+    assert cut(buf, 3) == len(b'1,"a\nb"\n2,c\n')
+    assert cut(buf, 5) is None
+
+
+def write(tmp_path: Path, data: bytes, name: str = "in.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"\r\n\n", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not UTF-8"),
+        (b"zipcode\n9000\n\x00\n", "NUL"),
+        (b"id,zip\n1,9000\n", "no column 'zipcode' in the header (columns: 'id', 'zip')"),
+        (b"Zipcode,ZIPCODE \n1,2\n", "2 columns are called 'zipcode'"),
+        (b'zipcode,x\n9000,"open\n', "unbalanced quotes"),
+        (b"zipcode\n9000\n\xc3", "ends inside a character"),
+        (b"zipcode\n" + "é".encode("latin-1") + b"\n", "not UTF-8 (bad byte near byte 8)"),
+    ],
+)
+def test_files_that_cannot_be_scored_are_refused_up_front(
+    tmp_path: Path, data: bytes, reason: str
+) -> None:
+    with pytest.raises(ZipscoreError) as caught:
+        inspect_input(write(tmp_path, data), "zipcode")
+    assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+    assert reason in caught.value.message
+
+
+def test_a_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ZipscoreError) as caught:
+        inspect_input(tmp_path / "nope.csv", "zipcode")
+    assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+
+
+def test_header_with_bom_crlf_and_a_column_found_ignoring_case(tmp_path: Path) -> None:
+    layout = inspect_input(
+        write(tmp_path, b"\xef\xbb\xbfid, ZipCode\r\n1,9000\r\n2,9170"), "zipcode"
+    )
+    assert (layout.bom, layout.header, layout.newline) == (True, "id, ZipCode", "\r\n")
+    assert (layout.columns, layout.column, layout.lines) == (2, 1, 2)
+    assert layout.body_start == len(b"\xef\xbb\xbfid, ZipCode\r\n")
+
+
+def test_a_header_only_file_has_no_rows(tmp_path: Path) -> None:
+    layout = inspect_input(write(tmp_path, b"zipcode"), "zipcode")
+    assert (layout.lines, layout.newline, layout.body_start) == (0, "\n", 7)
+
+
+def test_chunks_from_a_recorded_offset_are_the_same_chunks(tmp_path: Path) -> None:
+    body = b"".join(b'%d,"a\nb",%d\n' % (i, 1000 + i) for i in range(50))
+    path = write(tmp_path, b"id,x,zipcode\n" + body)
+    layout = inspect_input(path, "zipcode")
+    with path.open("rb") as f:
+        chunks = list(iter_chunks(f, layout.body_start, 0, lines=7, max_bytes=1 << 20))
+        again = list(iter_chunks(f, chunks[3].start, 3, lines=7, max_bytes=1 << 20))
+    assert again == chunks[3:]
+    assert b"".join(c.data for c in chunks) == body
+    assert all(c.data.count(b'"') % 2 == 0 for c in chunks)
+
+
+def test_a_chunk_that_outgrows_the_limit_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, b"zipcode\n" + b"9000\n" * 1000)
+    with path.open("rb") as f, pytest.raises(ZipscoreError) as caught:
+        list(iter_chunks(f, 8, 0, lines=600, max_bytes=1000))
+    assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+
+
+# -- the property: split + score + reassemble keeps every row, in order ----------------------
+
+# Any text but NUL and a lone CR (csv.writer leaves "\r" unquoted with "\n" line endings,
+# which makes an ambiguous file); quotes, commas and line feeds in fields are all covered.
+field_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00\r"),
+    max_size=8,
+)
+zipcode_text = st.one_of(
+    st.integers(min_value=0, max_value=12_000).map(str), st.sampled_from(["", "abc", " 9000"])
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(field_text, zipcode_text, field_text), max_size=40),
+    lines=st.integers(min_value=1, max_value=12),
+    newline=st.sampled_from(["\n", "\r\n"]),
+)
+def test_split_score_reassemble_keeps_order_and_loses_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str, str, str]],
+    lines: int,
+    newline: str,
+) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    writer.writerow(["note", "zipcode", "other"])
+    writer.writerows(rows)
+    path = tmp_path_factory.mktemp("prop") / "in.csv"
+    path.write_bytes(buffer.getvalue().encode("utf-8"))
+    layout = inspect_input(path, "zipcode")
+    with path.open("rb") as f:
+        chunks = list(iter_chunks(f, layout.body_start, 0, lines=lines, max_bytes=1 << 20))
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    output = "".join(
+        score_chunk(c.data.decode(), TABLE, column=1, columns=3, newline=layout.newline).text
+        for c in chunks
+    )
+    scored = list(csv.reader(io.StringIO(output, newline="")))
+    assert [tuple(row[:3]) for row in scored] == rows
+    for row in scored:
+        expected = TABLE.suffix(row[1]).split(",")[1:]
+        assert row[3:] == expected

@@ -1,0 +1,198 @@
+"""Where a batch lives in Redis: pinned tables, chunk outputs, completion notices, the job.
+
+Shared by the worker (writes chunk outputs) and the producer (reads them, records progress);
+it imports redis only, so producers can use it without the worker's dependencies.
+
+    <prefix>:batch:table:v<N>          the risk table of version N (JSON), SET NX, TTL
+    <prefix>:batch:<job>:input:<i>     chunk i's input rows (raw bytes), written by the producer
+    <prefix>:batch:<job>:chunk:<i>     chunk i's counts line + output rows, SET (idempotent), TTL
+    <prefix>:batch:<job>:done          list of chunk indexes as they complete (wake-ups only)
+    <prefix>:batch:job:<job>           hash: the job's parameters and its progress, TTL
+    <prefix>:batch:job:<job>:lease     which producer is running the job, short TTL
+
+Task messages stay small (a claim check): the rows travel as raw bytes under their input key,
+never JSON-escaped and base64-encoded inside a message. A chunk's output is a pure function
+of (input bytes, pinned table version), so a redelivered or resubmitted chunk writes the
+identical value: SET is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from worker.batch import ChunkResult
+
+# Job ids are chosen by the producer: 16 hex digits (uuid4), checked wherever they arrive.
+JOB_ID_PATTERN = r"^[a-f0-9]{8,32}$"
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A scored chunk read back from Redis: its counts and its output bytes."""
+
+    rows: int
+    ok: int
+    unknown: int
+    invalid: int
+    data: bytes
+
+
+class BatchStore:
+    """Batch keys under one prefix, with one TTL for everything a job leaves behind."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
+        self.redis = client
+        self._prefix = f"{prefix}:batch"
+        self.ttl = ttl_seconds
+
+    def table_key(self, version: int) -> str:
+        return f"{self._prefix}:table:v{version}"
+
+    def input_key(self, job: str, index: int) -> str:
+        return f"{self._prefix}:{job}:input:{index}"
+
+    def chunk_key(self, job: str, index: int) -> str:
+        return f"{self._prefix}:{job}:chunk:{index}"
+
+    def done_key(self, job: str) -> str:
+        return f"{self._prefix}:{job}:done"
+
+    def job_key(self, job: str) -> str:
+        return f"{self._prefix}:job:{job}"
+
+    def lease_key(self, job: str) -> str:
+        return f"{self.job_key(job)}:lease"
+
+    # -- pinned tables -------------------------------------------------------------------
+
+    def put_table(self, version: int, factors: Mapping[int, str]) -> None:
+        """Store table `version` unless it is stored already (versions never change)."""
+        body = json.dumps({str(zipcode): factor for zipcode, factor in factors.items()})
+        key = self.table_key(version)
+        if not self.redis.set(key, body, nx=True, ex=self.ttl):
+            self.redis.expire(key, self.ttl)
+
+    def get_table(self, version: int) -> dict[int, str] | None:
+        raw = self.redis.get(self.table_key(version))
+        if raw is None:
+            return None
+        return {int(zipcode): str(factor) for zipcode, factor in json.loads(raw).items()}
+
+    def has_table(self, version: int) -> bool:
+        return bool(self.redis.expire(self.table_key(version), self.ttl))
+
+    # -- chunk inputs and outputs --------------------------------------------------------
+
+    def put_input(self, job: str, index: int, data: bytes) -> None:
+        self.redis.set(self.input_key(job, index), data, ex=self.ttl)
+
+    def get_input(self, job: str, index: int) -> bytes | None:
+        raw = self.redis.get(self.input_key(job, index))
+        return None if raw is None else _bytes(raw)
+
+    def put_chunk(self, job: str, index: int, result: ChunkResult) -> None:
+        """Store chunk `index`'s output and announce it; safe to repeat."""
+        counts = f"{result.rows} {result.ok} {result.unknown} {result.invalid}\n"
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.chunk_key(job, index), counts.encode() + result.text.encode(), ex=self.ttl)
+        pipe.rpush(self.done_key(job), index)
+        pipe.expire(self.done_key(job), self.ttl)
+        pipe.execute()
+
+    def get_chunk(self, job: str, index: int) -> StoredChunk | None:
+        raw = self.redis.get(self.chunk_key(job, index))
+        if raw is None:
+            return None
+        head, _, data = _bytes(raw).partition(b"\n")
+        rows, ok, unknown, invalid = (int(n) for n in head.split())
+        return StoredChunk(rows, ok, unknown, invalid, data)
+
+    def has_chunk(self, job: str, index: int) -> bool:
+        return bool(self.redis.exists(self.chunk_key(job, index)))
+
+    def wait_for_notice(self, job: str, timeout: float) -> list[int]:
+        """Chunk indexes announced since the last call, waiting up to `timeout` for one."""
+        key = self.done_key(job)
+        first = self.redis.blpop([key], timeout=timeout)
+        if first is None:
+            return []
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lrange(key, 0, -1)
+        pipe.delete(key)
+        rest: list[bytes] = pipe.execute()[0]
+        return [int(first[1]), *(int(item) for item in rest)]
+
+    # -- the job -------------------------------------------------------------------------
+
+    def create_job(self, job: str, fields: Mapping[str, Any]) -> None:
+        pipe = self.redis.pipeline()
+        pipe.hset(self.job_key(job), mapping={k: _text(v) for k, v in fields.items()})
+        pipe.expire(self.job_key(job), self.ttl)
+        pipe.execute()
+
+    def get_job(self, job: str) -> dict[str, str] | None:
+        raw = self.redis.hgetall(self.job_key(job))
+        if not raw:
+            return None
+        return {_bytes(k).decode(): _bytes(v).decode() for k, v in raw.items()}
+
+    def update_job(
+        self, job: str, fields: Mapping[str, Any], *, written_chunk: int | None = None
+    ) -> None:
+        """Record progress; with `written_chunk`, that chunk's input and output keys go too.
+
+        The hash is updated before the key is deleted: after a crash between the two, a
+        resumed producer finds the chunk recorded and never reads the stale key.
+        """
+        pipe = self.redis.pipeline()
+        pipe.hset(self.job_key(job), mapping={k: _text(v) for k, v in fields.items()})
+        pipe.expire(self.job_key(job), self.ttl)
+        if written_chunk is not None:
+            pipe.delete(self.chunk_key(job, written_chunk), self.input_key(job, written_chunk))
+        pipe.execute()
+
+    def chunks_written(self, job: str) -> int | None:
+        """How many chunks the producer has written (None for an unknown job)."""
+        raw = self.redis.hget(self.job_key(job), "chunks_done")
+        return int(raw) if raw is not None else None
+
+    def take_lease(self, job: str, owner: str, seconds: float) -> bool:
+        """Hold the job for `owner` (or renew its hold); False when someone else holds it."""
+        key = self.lease_key(job)
+        ms = max(1, int(seconds * 1000))
+        if self.redis.set(key, owner, nx=True, px=ms):
+            return True
+        current = self.redis.get(key)
+        if current is not None and _bytes(current).decode() == owner:
+            self.redis.pexpire(key, ms)
+            return True
+        return False
+
+    def release_lease(self, job: str, owner: str) -> None:
+        current = self.redis.get(self.lease_key(job))
+        if current is not None and _bytes(current).decode() == owner:
+            self.redis.delete(self.lease_key(job))
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def batch_store_from_settings() -> BatchStore:
+    """The store on the cache Redis, under this deployment's prefix."""
+    from worker.cache import redis_client
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    return BatchStore(
+        redis_client(settings.cache), settings.redis_prefix, settings.batch_ttl_seconds
+    )

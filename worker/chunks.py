@@ -1,0 +1,108 @@
+"""The batch tasks' plain code: pinning a table version, and scoring one chunk message.
+
+    pin_table(store, batch, None)      # -> {"version": N}: table N copied to Redis
+    score_message(batch, message)      # -> {"chunk": i, "rows": ..., "ok": ..., ...}
+
+Called by the thin tasks `batch.pin_table` and `batch.score_chunk` (worker/tasks.py) and
+tested without Celery. A chunk message is validated before anything is done with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from worker import runtime
+from worker.batch import score_chunk
+from worker.batch_store import JOB_ID_PATTERN, BatchStore
+from worker.errors import ErrorCode, ZipscoreError
+from worker.zipcodes import ZipcodeStore
+
+
+class ChunkMessage(BaseModel):
+    """One `batch.score_chunk` message: which chunk of which job, and how to read its rows.
+
+    The rows themselves wait in Redis under the chunk's input key (see worker/batch_store.py).
+    """
+
+    job: str = Field(pattern=JOB_ID_PATTERN)
+    chunk: int = Field(ge=0)
+    version: int = Field(ge=0)
+    column: int = Field(ge=0)
+    columns: int = Field(ge=1)
+    newline: Literal["\n", "\r\n"]
+
+    @model_validator(mode="after")
+    def _column_in_header(self) -> ChunkMessage:
+        if self.column >= self.columns:
+            raise ValueError("column must be less than columns")
+        return self
+
+
+def parse_message(message: object) -> ChunkMessage:
+    """Validate a chunk message; anything else is refused as BAD_INPUT_FILE."""
+    try:
+        return ChunkMessage.model_validate(message)
+    except ValidationError as exc:
+        where = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"]) or "message"
+        raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"bad chunk message ({where})") from None
+
+
+def pin_table(store: ZipcodeStore, batch: BatchStore, version: int | None) -> dict[str, Any]:
+    """Copy the current risk table to Redis for a new job, or check a running job's copy.
+
+    With `version=None` the current version is read with its rows (one statement, one
+    snapshot) and stored under that version. With a version (a resumed job), its stored copy
+    is kept alive; if it expired, it is stored again only if Postgres still holds that version.
+    """
+    if version is not None and batch.has_table(version):
+        return {"version": version}
+    current, factors = store.snapshot()
+    if version is not None and current != version:
+        raise ZipscoreError(
+            ErrorCode.BACKEND_UNAVAILABLE,
+            f"risk table version {version}, which this job is pinned to, has expired "
+            f"(the table is at version {current} now): score the file again",
+        )
+    batch.put_table(current, factors)
+    return {"version": current}
+
+
+def score_message(batch: BatchStore, message: object) -> dict[str, Any]:
+    """Score one chunk with its job's pinned table and store the output under its key.
+
+    A chunk the producer has already written (a late redelivery) is not scored again.
+    """
+    chunk = parse_message(message)
+    written = batch.chunks_written(chunk.job)
+    if written is not None and chunk.chunk < written:
+        return {"chunk": chunk.chunk, "skipped": True}
+    table = runtime.scoring_table(chunk.version)
+    if table is None:
+        raise ZipscoreError(
+            ErrorCode.BACKEND_UNAVAILABLE,
+            f"risk table version {chunk.version} is not pinned in Redis (expired?)",
+        )
+    data = batch.get_input(chunk.job, chunk.chunk)
+    if data is None:
+        # Written and cleaned up meanwhile (a late duplicate), or expired: the producer's
+        # deadline sends it again if it still needs it.
+        return {"chunk": chunk.chunk, "skipped": True}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE, f"chunk {chunk.chunk} is not UTF-8 (did the input change?)"
+        ) from None
+    result = score_chunk(
+        text, table, column=chunk.column, columns=chunk.columns, newline=chunk.newline
+    )
+    batch.put_chunk(chunk.job, chunk.chunk, result)
+    return {
+        "chunk": chunk.chunk,
+        "rows": result.rows,
+        "ok": result.ok,
+        "unknown": result.unknown,
+        "invalid": result.invalid,
+    }
