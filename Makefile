@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test test-repeat lint format typecheck coverage security mutation bench clean doctor migrate load-sample
+.PHONY: help install browser run test test-repeat lint format typecheck coverage security mutation bench profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ bench: install ## batch benchmark: floor vs one task per row vs zipscore score (
 	@# Bytecode once, so worker and CLI start-up do not recompile every module.
 	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
 	python ops/bench/batch_bench.py $(BENCH_ARGS)
+
+profile: install ## cProfile a burst of lookups and a batch run; top functions, reports/*.prof
+	python -m ops.bench.profile
 
 coverage: install ## coverage report of worker/ and producer/ as HTML in reports/coverage
 	python -m pytest --cov --cov-report=html:reports/coverage --cov-report=term $(PYTEST_ARGS)
