@@ -27,6 +27,7 @@ from worker.errors import ZipscoreError
 from worker.settings import SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def json_option(func: F) -> F:
@@ -42,6 +43,14 @@ def fail(error: ZipscoreError, as_json: bool) -> NoReturn:
         click.echo(json.dumps(error.to_json()))
     click.echo(f"zipscore: {error.code.value}: {error.message}", err=True)
     sys.exit(2 if error.code.is_refused_input else 1)
+
+
+def answer_or_fail(ask: Callable[[], T], as_json: bool) -> T:
+    """The answer of `ask`, or the contract error printed and the matching exit status."""
+    try:
+        return ask()
+    except ZipscoreError as exc:
+        fail(exc, as_json)
 
 
 def make_client() -> Any:
@@ -66,10 +75,7 @@ def cli(verbose: bool) -> None:
 @json_option
 def lookup(zipcode: str, as_json: bool) -> None:
     """Risk factor of one ZIPCODE (1000-9999)."""
-    try:
-        result = make_client().lookup(zipcode)
-    except ZipscoreError as exc:
-        fail(exc, as_json)
+    result = answer_or_fail(lambda: make_client().lookup(zipcode), as_json)
     human = result.risk_factor or f"unknown: {result.zipcode} is not in the risk table"
     emit(result.model_dump(), as_json, human)
 
@@ -79,10 +85,7 @@ def lookup(zipcode: str, as_json: bool) -> None:
 @json_option
 def zipcodes(risk_factor: str, as_json: bool) -> None:
     """Every zipcode carrying a risk factor."""
-    try:
-        listing = make_client().by_risk_factor(risk_factor)
-    except ZipscoreError as exc:
-        fail(exc, as_json)
+    listing = answer_or_fail(lambda: make_client().by_risk_factor(risk_factor), as_json)
     emit(listing.model_dump(), as_json, " ".join(str(z) for z in listing.zipcodes))
 
 
@@ -94,10 +97,7 @@ def index(ctx: click.Context, base_year: str | None, as_json: bool) -> None:
     """Latest Belgian health index for a base year (default 2004); `refresh` to update it."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        answer = make_client().index(base_year)
-    except ZipscoreError as exc:
-        fail(exc, as_json)
+    answer = answer_or_fail(lambda: make_client().index(base_year), as_json)
     human = f"{answer.index:g} ({answer.base_year} = 100, {answer.period})"
     if answer.stale:
         human += f"; stale: last refreshed {answer.fetched_at}"
@@ -109,10 +109,7 @@ def index(ctx: click.Context, base_year: str | None, as_json: bool) -> None:
 @json_option
 def index_refresh(timeout: float | None, as_json: bool) -> None:
     """Refresh the health index from Statbel now, and wait for the outcome."""
-    try:
-        report = make_client().refresh_index(timeout=timeout)
-    except ZipscoreError as exc:
-        fail(exc, as_json)
+    report = answer_or_fail(lambda: make_client().refresh_index(timeout=timeout), as_json)
     human = (
         f"stored {report.months_stored} months ({report.months_new} new, "
         f"{report.months_changed} changed) for base years "
@@ -190,10 +187,7 @@ def job() -> None:
 @json_option
 def job_status(job_id: str, as_json: bool) -> None:
     """Progress of batch job JOB_ID."""
-    try:
-        status = make_client().batch_status(job_id)
-    except ZipscoreError as exc:
-        fail(exc, as_json)
+    status = answer_or_fail(lambda: make_client().batch_status(job_id), as_json)
     human = (
         f"job {status.job_id}: {status.state}, {status.rows} rows "
         f"(ok {status.ok}, unknown {status.unknown}, invalid {status.invalid}), "
@@ -213,10 +207,7 @@ def migrate(as_json: bool) -> None:
     """Apply pending schema migrations."""
     from producer import admin
 
-    try:
-        applied = admin.migrate()
-    except ZipscoreError as exc:
-        fail(exc, as_json)
+    applied = answer_or_fail(admin.migrate, as_json)
     emit({"applied": applied}, as_json, f"applied migrations: {applied or 'none pending'}")
 
 
@@ -228,10 +219,7 @@ def load_zipcodes(path: Path, if_empty: bool, as_json: bool) -> None:
     """Replace the risk table with the rules in PATH, atomically."""
     from producer import admin
 
-    try:
-        report = admin.load_zipcodes(path, if_empty=if_empty)
-    except ZipscoreError as exc:
-        fail(exc, as_json)
+    report = answer_or_fail(lambda: admin.load_zipcodes(path, if_empty=if_empty), as_json)
     human = (
         f"loaded {report['zipcodes']} zipcodes from {report['rules']} rules "
         f"(table version {report['version']})"
