@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -164,3 +164,22 @@ def index_eager(
     runtime.use_index(store=index_store, cache=index_cache, source=source)
     yield eager
     runtime.use_index()
+
+
+@pytest.fixture
+def settings_error(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Set environment variables, load the settings, return the SettingsError's message."""
+    from worker.settings import SettingsError, get_settings
+
+    def load(env: dict[str, str]) -> str:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        try:
+            with pytest.raises(SettingsError) as caught:
+                get_settings()
+        finally:
+            get_settings.cache_clear()
+        return str(caught.value)
+
+    return load

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from worker.errors import ErrorCode, ZipscoreError
-from worker.settings import STATBEL_URL, Settings, SettingsError, get_settings
+from worker.settings import STATBEL_URL, Settings
 from worker.validation import parse_base_year
 
 SUPPORTED = (1996, 2004, 2013, 2025)
@@ -48,15 +49,9 @@ def test_base_years_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) 
     ],
 )
 def test_bad_index_settings_name_the_variable(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+    settings_error: Callable[[dict[str, str]], str], name: str, value: str
 ) -> None:
-    monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SettingsError, match=name):
-            get_settings()
-    finally:
-        get_settings.cache_clear()
+    assert name in settings_error({name: value})
 
 
 @pytest.mark.parametrize(
@@ -67,18 +62,11 @@ def test_bad_index_settings_name_the_variable(
     ],
 )
 def test_inconsistent_index_settings_are_refused_at_start(
-    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], says: str
+    settings_error: Callable[[dict[str, str]], str], env: dict[str, str], says: str
 ) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SettingsError) as caught:
-            get_settings()
-    finally:
-        get_settings.cache_clear()
-    assert says in str(caught.value)
-    assert "ZIPSCORE_:" not in str(caught.value)
+    message = settings_error(env)
+    assert says in message
+    assert "ZIPSCORE_:" not in message
 
 
 @pytest.mark.parametrize(("value", "year"), [(2004, 2004), ("2013", 2013), (" 1996 ", 1996)])
