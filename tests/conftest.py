@@ -11,6 +11,8 @@ import os
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
+
 RUN_ID = uuid.uuid4().hex[:10]
 ADMIN_DATABASE_URL = os.environ.get(
     "ZIPSCORE_TEST_ADMIN_DATABASE_URL",
@@ -29,3 +31,12 @@ os.environ["ZIPSCORE_INDEX_RETRY_BACKOFF_SECONDS"] = "1"
 os.environ["ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS"] = "1"
 
 pytest_plugins = ["tests.plugins.resources", "tests.services"]
+TIERS = ("integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of tests/integration and tests/e2e with its tier (`-m "not e2e"`)."""
+    for item in items:
+        for tier in TIERS:
+            if tier in item.path.parts:
+                item.add_marker(getattr(pytest.mark, tier))

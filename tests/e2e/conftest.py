@@ -23,13 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 E2E_PREFIX = f"{TEST_PREFIX}-e2e"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.e2e)
-
-
 @pytest.fixture(scope="session")
 def e2e_env(database: str) -> dict[str, str]:
     return {**os.environ, "ZIPSCORE_REDIS_PREFIX": E2E_PREFIX, "PYTHONUNBUFFERED": "1"}
