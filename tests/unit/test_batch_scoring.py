@@ -12,17 +12,20 @@ from hypothesis import strategies as st
 
 from producer.csv_chunks import cut, inspect_input, iter_chunks
 from tests.unit.conftest import SAMPLE_RULES
-from worker.batch import ScoringTable, score_chunk, split_rows
+from worker.batch import ScoringTable, output_header, score_chunk, split_rows
 from worker.errors import ErrorCode, ZipscoreError
 from worker.risk_table import expand
 
-TABLE = ScoringTable.from_pairs(1, dict(expand(SAMPLE_RULES)))
+
+def sample_table() -> ScoringTable:
+    """Built in each test, not at import, so mutation testing sees every change to it."""
+    return ScoringTable.from_pairs(1, dict(expand(SAMPLE_RULES)))
 
 
 def score(text: str, column: int = 1, columns: int = 3, newline: str = "\n") -> list[str]:
-    return score_chunk(text, TABLE, column=column, columns=columns, newline=newline).text.split(
-        newline
-    )[:-1]
+    return score_chunk(
+        text, sample_table(), column=column, columns=columns, newline=newline
+    ).text.split(newline)[:-1]
 
 
 @pytest.mark.parametrize(
@@ -51,13 +54,15 @@ def test_every_row_class_is_reported_in_its_row(row: str, suffix: str) -> None:
 
 
 def test_counts_add_up() -> None:
-    result = score_chunk("1,9000,x\n2,1501,y\n3,abc,z\n4,9170,w\n", TABLE, column=1, columns=3)
+    result = score_chunk(
+        "1,9000,x\n2,1501,y\n3,abc,z\n4,9170,w\n", sample_table(), column=1, columns=3
+    )
     assert (result.rows, result.ok, result.unknown, result.invalid) == (4, 2, 1, 1)
 
 
 def test_rows_are_kept_byte_for_byte_including_quotes_and_line_breaks_in_fields() -> None:
     text = '1,9000,"a, ""quoted""\r\nvalue"\r\n2,"1315",plain\r\n'
-    result = score_chunk(text, TABLE, column=1, columns=3, newline="\r\n")
+    result = score_chunk(text, sample_table(), column=1, columns=3, newline="\r\n")
     assert result.text == '1,9000,"a, ""quoted""\r\nvalue",B,ok,\r\n2,"1315",plain,B,ok,\r\n'
     assert result.rows == 2
 
@@ -75,7 +80,7 @@ def test_a_one_column_file() -> None:
 
 
 def test_an_empty_chunk_scores_nothing() -> None:
-    result = score_chunk("", TABLE, column=0, columns=1)
+    result = score_chunk("", sample_table(), column=0, columns=1)
     assert (result.text, result.rows) == ("", 0)
 
 
@@ -199,11 +204,26 @@ def test_split_score_reassemble_keeps_order_and_loses_nothing(
         chunks = list(iter_chunks(f, layout.body_start, 0, lines=lines, max_bytes=1 << 20))
     assert [c.index for c in chunks] == list(range(len(chunks)))
     output = "".join(
-        score_chunk(c.data.decode(), TABLE, column=1, columns=3, newline=layout.newline).text
+        score_chunk(
+            c.data.decode(), sample_table(), column=1, columns=3, newline=layout.newline
+        ).text
         for c in chunks
     )
     scored = list(csv.reader(io.StringIO(output, newline="")))
     assert [tuple(row[:3]) for row in scored] == rows
     for row in scored:
-        expected = TABLE.suffix(row[1]).split(",")[1:]
+        expected = sample_table().suffix(row[1]).split(",")[1:]
         assert row[3:] == expected
+
+
+def test_a_table_knows_every_zipcode_of_the_range() -> None:
+    table = ScoringTable.from_pairs(7, {1000: "A", 9999: "C", 5000: "A"})
+    assert table.version == 7
+    assert table.suffix("1000") == ",A,ok,"
+    assert table.suffix("9999") == ",C,ok,"
+    assert table.suffix("1001") == ",,unknown,"
+    assert len(table.suffixes) == 9000
+
+
+def test_the_output_header_adds_three_columns() -> None:
+    assert output_header("id,zipcode") == "id,zipcode,risk_factor,status,error"
