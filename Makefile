@@ -51,7 +51,11 @@ typecheck: install ## mypy, strict
 	mypy
 
 test: install browser lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
-	python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	@# Without Postgres and Redis the service tiers skip (CI fails instead), so the coverage
+	@# gate only holds when they run.
+	@gate=90; zipscore doctor >/dev/null 2>&1 || { gate=0; \
+	  echo "make test: Postgres or Redis is down: service tiers skipped, coverage gate off" >&2; }; \
+	python -m pytest --cov --cov-report=term --cov-fail-under=$$gate $(PYTEST_ARGS)
 
 test-repeat: install ## run the whole suite twice more (CI's repeatability gate), timing each run
 	@for run in 2 3; do \
