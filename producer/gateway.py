@@ -7,8 +7,9 @@ Every answer comes from `producer.client.Client`, exactly as the CLI's do; the g
 no business logic, only HTTP: statuses, the contract's error body, uploads and background
 batch jobs (`producer.gateway_jobs`).
 
-The event loop never waits on Redis or a worker: every client call (a cache read, or a
-send and a wait for a task's result) runs on a bounded thread pool
+The event loop never waits on Redis or a worker: a cache hit is read with redis.asyncio
+(`producer.gateway_cache`, the client's own keys), and every other client call (a send and
+the wait for a task's result, a batch's status) runs on a bounded thread pool
 (`ZIPSCORE_GATEWAY_THREADS`) and is awaited, so a slow lookup delays its own request only.
 Readiness probes have two threads of their own, so a saturated pool does not fail them.
 """
@@ -33,9 +34,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from producer.batch import JOB_ID, JobStatus
 from producer.client import Client, IndexAnswer, LookupResult, RiskFactorListing
+from producer.gateway_cache import AsyncCacheReader
 from producer.gateway_jobs import BatchLauncher, UploadTooLarge, receive_upload, upload_paths
+from worker.cache import BY_RISK_FACTOR, LOOKUP
 from worker.errors import ErrorCode, ZipscoreError
+from worker.index_cache import utcnow, with_staleness
 from worker.settings import Settings, get_settings
+from worker.validation import parse_base_year, parse_risk_factor, parse_zipcode
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -146,6 +151,7 @@ class _Context:
     run: Offload
     probe: Offload
     launcher: BatchLauncher
+    reader: AsyncCacheReader | None
     upload_dir: Path
     limit_bytes: int
 
@@ -156,10 +162,17 @@ def create_app(
     client: Client | None = None,
     offload: Offload | None = None,
     launcher: BatchLauncher | None = None,
+    cache_reader: AsyncCacheReader | None = None,
 ) -> FastAPI:
-    """The gateway application; `uvicorn --factory producer.gateway:create_app` serves it."""
+    """The gateway application; `uvicorn --factory producer.gateway:create_app` serves it.
+
+    Cache hits are read with redis.asyncio (`cache_reader`, built from the settings unless
+    a `client` is given); everything else runs through `client` on threads (`offload`).
+    """
     settings = settings or get_settings()
-    client = client or Client(settings)
+    if client is None:
+        client = Client(settings)
+        cache_reader = cache_reader or AsyncCacheReader.from_settings(settings)
     calls = ThreadPoolExecutor(settings.gateway_threads, thread_name_prefix="gateway")
     probes = ThreadPoolExecutor(2, thread_name_prefix="gateway-probe")
     context = _Context(
@@ -168,6 +181,7 @@ def create_app(
         run=offload or thread_offload(calls),
         probe=thread_offload(probes),
         launcher=launcher or BatchLauncher(client, settings.gateway_max_batches),
+        reader=cache_reader,
         upload_dir=settings.gateway_upload_dir.resolve(),
         limit_bytes=settings.gateway_max_upload_mb * 1024 * 1024,
     )
@@ -204,7 +218,7 @@ def _health_routes(app: FastAPI, context: _Context) -> None:
 
 
 def _question_routes(app: FastAPI, context: _Context) -> None:
-    client, run = context.client, context.run
+    client, run, reader, settings = context.client, context.run, context.reader, context.settings
 
     @app.get(
         "/zipcodes/{zipcode}",
@@ -214,7 +228,10 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
     )
     async def lookup(zipcode: str) -> LookupResult:
         """The risk factor of one zipcode (1000-9999); `exists: false` when not in the table."""
-        return await run(functools.partial(client.lookup, zipcode))
+        number = parse_zipcode(zipcode)  # pure: a refused input never leaves the loop
+        if reader is not None and (cached := await reader.lookup(LOOKUP, number)) is not None:
+            return LookupResult.model_validate(cached)
+        return await run(functools.partial(client.lookup, number))
 
     @app.get(
         "/zipcodes",
@@ -226,7 +243,10 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
         risk_factor: Annotated[str, Query(description="A, B or C")],
     ) -> RiskFactorListing:
         """Every zipcode carrying a risk factor, ascending."""
-        return await run(functools.partial(client.by_risk_factor, risk_factor))
+        factor = parse_risk_factor(risk_factor)
+        if reader is not None and (cached := await reader.lookup(BY_RISK_FACTOR, factor)):
+            return RiskFactorListing.model_validate(cached)
+        return await run(functools.partial(client.by_risk_factor, factor))
 
     @app.get(
         "/index",
@@ -245,7 +265,14 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
         if base_year is not None and year is not None and base_year != year:
             raise ZipscoreError(ErrorCode.WRONG_YEAR, "base_year and year disagree: give one")
         chosen = base_year if base_year is not None else year
-        return await run(functools.partial(client.index, chosen))
+        supported = settings.index_base_years
+        number = parse_base_year(
+            settings.index_default_base_year if chosen is None else chosen, supported
+        )
+        if reader is not None and (cached := await reader.index(number)) is not None:
+            stale_after = settings.index_stale_after_seconds
+            return IndexAnswer.model_validate(with_staleness(cached, stale_after, utcnow()))
+        return await run(functools.partial(client.index, number))
 
 
 def _batch_routes(app: FastAPI, context: _Context) -> None:

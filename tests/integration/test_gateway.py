@@ -31,8 +31,8 @@ def api(real_cache: ResultCache, tmp_path: Path) -> Iterator[TestClient]:
     settings = get_settings().model_copy(
         update={"gateway_upload_dir": tmp_path / "uploads", "gateway_ready_timeout_seconds": 10}
     )
-    client = Client(settings, cache=real_cache, timeout=15)
-    with TestClient(gateway.create_app(settings, client=client)) as test_client:
+    # No client given: the gateway builds its own, and its async cache reader (hits).
+    with TestClient(gateway.create_app(settings)) as test_client:
         yield test_client
 
 

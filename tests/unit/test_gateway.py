@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import fakeredis
+import fakeredis.aioredis
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -21,6 +22,7 @@ from fastapi.testclient import TestClient
 from producer import cli, gateway
 from producer.batch import JobStatus
 from producer.client import Client
+from producer.gateway_cache import AsyncCacheReader
 from producer.gateway_jobs import BatchLauncher
 from tests.unit.test_batch_job import check_output, portfolio
 from worker.batch_store import BatchStore
@@ -41,6 +43,19 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def fake_server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def redis_client(fake_server: fakeredis.FakeServer) -> Iterator[fakeredis.FakeRedis]:
+    """The unit tier's fakeredis, on a server the async cache reader can share."""
+    client = fakeredis.FakeRedis(server=fake_server)
+    yield client
+    client.flushall()
 
 
 @pytest.fixture
@@ -130,6 +145,72 @@ def test_a_wrong_year_is_400(api: TestClient, params: dict[str, str]) -> None:
 
 def test_no_index_yet_is_503_index_unavailable(api: TestClient) -> None:
     assert error(api.get("/index", params={"base_year": "2013"})) == (503, "INDEX_UNAVAILABLE")
+
+
+# -- cache hits on the loop (redis.asyncio) ---------------------------------------------
+
+
+@pytest.fixture
+def fast_api(
+    client: Client, index_eager: Sent, fake_server: fakeredis.FakeServer
+) -> Iterator[TestClient]:
+    """The gateway with its async cache reader on the same fakeredis server."""
+    reader = AsyncCacheReader(fakeredis.aioredis.FakeRedis(server=fake_server), "unit")
+    app = gateway.create_app(client.settings, client=client, cache_reader=reader)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_hits_are_read_on_the_loop_without_the_client(
+    fast_api: TestClient,
+    client: Client,
+    index_cache: IndexCache,
+    index_eager: Sent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = fast_api.get("/zipcodes/9000").json()  # a miss: through the client, then cached
+    listing = fast_api.get("/zipcodes", params={"risk_factor": "B"}).json()
+    seed_index(index_cache)
+    sent = len(index_eager)
+
+    def no_client(*_: object) -> None:
+        raise AssertionError("a hit must not reach the client")
+
+    for name in ("lookup", "by_risk_factor", "index"):
+        monkeypatch.setattr(client, name, no_client)
+    assert fast_api.get("/zipcodes/9000").json() == first
+    assert fast_api.get("/zipcodes", params={"risk_factor": "B"}).json() == listing
+    index = fast_api.get("/index", params={"year": "2004"}).json()
+    assert (index["index"], index["stale"]) == (135.61, False)
+    assert len(index_eager) == sent
+
+
+def test_a_stale_cached_index_is_marked_stale(
+    fast_api: TestClient, index_cache: IndexCache
+) -> None:
+    index_cache.put(
+        {
+            "base_year": 2004,
+            "index": 1.0,
+            "period": "2020-01",
+            "fetched_at": "2020-02-01T00:00:00+00:00",
+        }
+    )
+    assert fast_api.get("/index").json()["stale"] is True
+
+
+def test_a_broken_async_cache_falls_back_to_the_client(
+    fast_api: TestClient,
+    fake_server: fakeredis.FakeServer,
+    client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Both readers fail (the client's own read is swallowed too); restored before teardown.
+    monkeypatch.setattr(fake_server, "connected", False)
+    monkeypatch.setattr(
+        client, "lookup", lambda z: {"zipcode": 9000, "risk_factor": "B", "exists": True}
+    )
+    assert fast_api.get("/zipcodes/9000").json()["risk_factor"] == "B"
 
 
 # -- error mapping ----------------------------------------------------------------------
