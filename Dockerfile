@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every zipscore process; the command picks the role:
-#   worker (default), worker-batch, beat, flower, migrate — see docker-compose.yml.
+#   worker (default), worker-batch, beat, flower, migrate, gateway — see docker-compose.yml.
 ARG PYTHON_VERSION=3.15
 
 # --- build: resolve the locked dependencies into a virtualenv --------------------------

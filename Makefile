@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test test-repeat lint format typecheck coverage security mutation bench profile clean doctor migrate load-sample
+.PHONY: help install browser run test test-repeat lint format typecheck coverage security mutation bench bench-gateway profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ migrate: install ## apply schema migrations
 load-sample: migrate ## load the sample risk table if none is loaded
 	zipscore db load-zipcodes ops/sample_data/risk-table.sample.csv --if-empty
 
-run: install ## migrate, load the sample table if empty, run worker + beat + flower
+run: install ## migrate, load the sample table if empty, run workers, beat, flower, gateway
 	@zipscore doctor || { echo "make run: start the services above first" >&2; exit 1; }
 	zipscore db migrate
 	zipscore db load-zipcodes ops/sample_data/risk-table.sample.csv --if-empty
@@ -75,10 +75,15 @@ mutation: install ## mutation testing of the core rules with mutmut, and the sco
 	python ops/mutation_score.py mutants/mutmut-cicd-stats.json --target 85
 
 BENCH_ARGS ?=
-bench: install ## batch benchmark: floor vs one task per row vs zipscore score (1M and 5M rows)
+GATEWAY_BENCH_ARGS ?=
+bench: install ## batch benchmark (floor vs task per row vs zipscore score), then the gateway's
 	@# Bytecode once, so worker and CLI start-up do not recompile every module.
 	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
 	python ops/bench/batch_bench.py $(BENCH_ARGS)
+	python ops/bench/gateway_bench.py $(GATEWAY_BENCH_ARGS)
+
+bench-gateway: install ## gateway benchmark: 64 HTTP clients, off-loop vs blocking handlers
+	python ops/bench/gateway_bench.py $(GATEWAY_BENCH_ARGS)
 
 profile: install ## cProfile a burst of lookups and a batch run; top functions, reports/*.prof
 	python -m ops.bench.profile

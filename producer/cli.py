@@ -7,6 +7,7 @@
     zipscore score --resume JOB_ID | zipscore job status JOB_ID [--json]
     zipscore db migrate | zipscore db load-zipcodes FILE [--if-empty]
     zipscore doctor
+    zipscore serve [--host 127.0.0.1] [--port 5000]       # the HTTP gateway
 
 Exit status: 0 answered, 2 the input was refused (with its code), 1 anything else; errors
 are one line on stderr (and the contract's JSON on stdout with `--json`), never a traceback.
@@ -240,6 +241,18 @@ def doctor(as_json: bool) -> None:
     emit(report, as_json, "\n".join(lines))
     if not report["ok"]:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port."
+)
+def serve(host: str, port: int) -> None:
+    """Run the HTTP gateway (uvicorn; OpenAPI docs at /docs) until interrupted."""
+    from producer.gateway import serve as run_gateway
+
+    run_gateway(host, port)
 
 
 def main() -> None:

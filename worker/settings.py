@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     batch_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
     batch_lease_seconds: float = Field(default=15.0, gt=0, le=3_600)
     batch_poll_seconds: float = Field(default=0.05, gt=0, le=10)
+    gateway_upload_dir: Path = Path("var/uploads")
+    gateway_max_upload_mb: int = Field(default=100, ge=1, le=100_000)
+    gateway_threads: int = Field(default=32, ge=1, le=1_000)
+    gateway_max_batches: int = Field(default=2, ge=1, le=64)
+    gateway_ready_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("task_time_limit")
     @classmethod

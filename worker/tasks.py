@@ -54,3 +54,19 @@ def pin_table(version: int | None = None) -> dict[str, Any]:
 @app.task(name="batch.score_chunk", **RETRY)
 def score_chunk(message: object) -> dict[str, Any]:
     return answer(lambda: chunks.score_message(runtime.batch_store(), message))
+
+
+@app.task(name="health.ping")  # no retries: a readiness probe wants the state of now
+def ping() -> dict[str, Any]:
+    """A worker is consuming `lookups` (the default queue) and its Postgres answers `SELECT 1`.
+
+    The gateway's readiness check sends this, so the producer side never needs psycopg.
+    """
+    from worker.db import get_pool
+
+    try:
+        with get_pool().connection(timeout=1.0) as conn:
+            conn.execute("SELECT 1")
+    except (psycopg.Error, PoolTimeout) as exc:
+        return {"worker": "ok", "postgres": f"unreachable ({type(exc).__name__})"}
+    return {"worker": "ok", "postgres": "ok"}

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Container health by role (ZIPSCORE_ROLE): workers answer a broker ping addressed to their
-# own node name; beat has a recent schedule file; flower answers its /healthcheck.
+# own node name; beat has a recent schedule file; flower answers its /healthcheck; the
+# gateway answers its /healthz (liveness only: /readyz is for load balancers).
 set -eu
 case "${ZIPSCORE_ROLE:-worker}" in
     worker | worker-batch)
@@ -12,6 +13,9 @@ case "${ZIPSCORE_ROLE:-worker}" in
         ;;
     flower)
         exec python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:5555/healthcheck', timeout=5)"
+        ;;
+    gateway)
+        exec python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:5000/healthz', timeout=5)"
         ;;
     *)
         exit 0

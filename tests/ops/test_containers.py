@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = {"migrate", "worker", "worker-batch", "beat", "flower"}
+APP_SERVICES = {"migrate", "worker", "worker-batch", "beat", "flower", "gateway"}
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,22 @@ def test_flower_has_auth_persistence_and_a_loopback_port(
     assert env["FLOWER_PERSISTENT"] == "true"
     assert flower["ports"] == ["127.0.0.1:5555:5555"]
     assert flower["command"] == ["python", "-m", "worker.flower_guard"]
+
+
+def test_gateway_serves_on_a_loopback_port_with_a_healthcheck(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    gateway = services["gateway"]
+    assert gateway["command"][:2] == ["zipscore", "serve"]
+    assert gateway["command"][gateway["command"].index("--port") + 1] == "5000"
+    assert gateway["ports"] == ["127.0.0.1:5000:5000"]
+    assert gateway["environment"]["ZIPSCORE_ROLE"] == "gateway"
+    assert "healthcheck.sh" in " ".join(gateway["healthcheck"]["test"])
+    upload_dir = gateway["environment"]["ZIPSCORE_GATEWAY_UPLOAD_DIR"]
+    assert any(upload_dir.startswith(v.split(":")[1]) for v in gateway["volumes"])
+    script = (ROOT / "ops/docker/healthcheck.sh").read_text()
+    assert "gateway)" in script
+    assert "127.0.0.1:5000/healthz" in script
 
 
 def test_passwords_come_from_the_environment(compose: dict[str, Any]) -> None:

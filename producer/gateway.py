@@ -1,0 +1,512 @@
+"""zipscore's HTTP gateway: a thin ASGI front (FastAPI) over the producer client.
+
+    zipscore serve [--host 127.0.0.1] [--port 5000]       # uvicorn, its own process
+    curl http://127.0.0.1:5000/zipcodes/9000              # OpenAPI at /docs, /openapi.json
+
+Every answer comes from `producer.client.Client`, exactly as the CLI's do; the gateway adds
+no business logic, only HTTP: statuses, the contract's error body, uploads and background
+batch jobs (`producer.gateway_jobs`).
+
+The event loop never waits on Redis or a worker: a cache hit is read with redis.asyncio
+(`producer.gateway_cache`, the client's own keys), and every other client call (a send and
+the wait for a task's result, a batch's status) runs on a bounded thread pool
+(`ZIPSCORE_GATEWAY_THREADS`) and is awaited, so a slow lookup delays its own request only.
+Readiness probes have two threads of their own, so a saturated pool does not fail them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Protocol, TypeVar
+
+import redis
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from producer.batch import JOB_ID, JobStatus
+from producer.client import Client, IndexAnswer, LookupResult, RiskFactorListing
+from producer.gateway_cache import AsyncCacheReader
+from producer.gateway_jobs import BatchLauncher, UploadTooLarge, receive_upload, upload_paths
+from worker.cache import BY_RISK_FACTOR, LOOKUP
+from worker.errors import ErrorCode, ZipscoreError
+from worker.index_cache import utcnow, with_staleness
+from worker.settings import Settings, get_settings
+from worker.validation import parse_base_year, parse_risk_factor, parse_zipcode
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+class Offload(Protocol):
+    """Runs a blocking call off the event loop and awaits it. The benchmark swaps in a
+    blocking variant (the call made inline, on the loop) to show the difference."""
+
+    def __call__(self, call: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+# Which contract code a framework validation error carries, by the parameter's name.
+_PARAMETER_CODES = {
+    "zipcode": ErrorCode.ZIPCODE_NOT_VALID,
+    "risk_factor": ErrorCode.RISK_FACTOR_NOT_VALID,
+    "base_year": ErrorCode.WRONG_YEAR,
+    "year": ErrorCode.WRONG_YEAR,
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The contract's error answer: `{"error": {"code": ..., "message": ...}}`."""
+
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    """Each dependency's state (`ok` or why not); `ready` when all are `ok`."""
+
+    ready: bool
+    checks: dict[str, str]
+
+
+class BatchAccepted(BaseModel):
+    job_id: str
+
+
+class BatchProgress(BaseModel):
+    """A job's progress; `state` is running, interrupted (resumable) or done."""
+
+    job_id: str
+    state: str
+    table_version: int
+    rows: int
+    ok: int
+    unknown: int
+    invalid: int
+    chunks_done: int
+    chunks_total: int
+    lines_total: int
+    resubmitted: int
+    seconds: float
+
+    @classmethod
+    def of(cls, status: JobStatus) -> BatchProgress:
+        return cls.model_validate(status.model_dump(exclude={"input", "output"}))
+
+
+def http_status(code: ErrorCode) -> int:
+    """400 for refused input, 504 for TIMEOUT, 503 for the rest (backend, index)."""
+    if code.is_refused_input:
+        return 400
+    if code is ErrorCode.TIMEOUT:
+        return 504
+    return 503
+
+
+def error_response(
+    code: ErrorCode,
+    message: str,
+    status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The contract's error body with its HTTP status."""
+    body = ZipscoreError(code, message).to_json()
+    return JSONResponse(body, status_code=status or http_status(code), headers=headers)
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+def thread_offload(executor: Executor) -> Offload:
+    """Run each call on `executor` and await it: the loop stays free while it blocks."""
+
+    async def offload(call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+    return offload
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the routes share: the client, how blocking calls run, batches, limits."""
+
+    settings: Settings
+    client: Client
+    run: Offload
+    probe: Offload
+    launcher: BatchLauncher
+    reader: AsyncCacheReader | None
+    upload_dir: Path
+    limit_bytes: int
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    client: Client | None = None,
+    offload: Offload | None = None,
+    launcher: BatchLauncher | None = None,
+    cache_reader: AsyncCacheReader | None = None,
+) -> FastAPI:
+    """The gateway application; `uvicorn --factory producer.gateway:create_app` serves it.
+
+    Cache hits are read with redis.asyncio (`cache_reader`, built from the settings unless
+    a `client` is given); everything else runs through `client` on threads (`offload`).
+    """
+    settings = settings or get_settings()
+    if client is None:
+        client = Client(settings)
+        cache_reader = cache_reader or AsyncCacheReader.from_settings(settings)
+    calls = ThreadPoolExecutor(settings.gateway_threads, thread_name_prefix="gateway")
+    probes = ThreadPoolExecutor(2, thread_name_prefix="gateway-probe")
+    context = _Context(
+        settings=settings,
+        client=client,
+        run=offload or thread_offload(calls),
+        probe=thread_offload(probes),
+        launcher=launcher or BatchLauncher(client, settings.gateway_max_batches),
+        reader=cache_reader,
+        upload_dir=settings.gateway_upload_dir.resolve(),
+        limit_bytes=settings.gateway_max_upload_mb * 1024 * 1024,
+    )
+    app = FastAPI(
+        title="zipscore gateway",
+        summary="Belgian zipcode risk factors, the health index and batch scoring over HTTP.",
+        version="1",
+    )
+    _install_error_handlers(app)
+    _health_routes(app, context)
+    _question_routes(app, context)
+    _batch_routes(app, context)
+    return app
+
+
+def _health_routes(app: FastAPI, context: _Context) -> None:
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    async def healthz() -> Health:
+        """Liveness: the process answers (nothing else is checked)."""
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness}},
+        tags=["health"],
+    )
+    async def readyz() -> JSONResponse:
+        """Readiness: Redis answers PING, and a worker answers `health.ping` with its Postgres."""
+        checks = await _readiness(context.client, context.settings, context.probe)
+        ready = all(state == "ok" for state in checks.values())
+        body = Readiness(ready=ready, checks=checks).model_dump()
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _question_routes(app: FastAPI, context: _Context) -> None:
+    client, run, reader, settings = context.client, context.run, context.reader, context.settings
+
+    @app.get(
+        "/zipcodes/{zipcode}",
+        response_model=LookupResult,
+        responses=_errors(400, 503, 504),
+        tags=["zipcodes"],
+    )
+    async def lookup(zipcode: str) -> LookupResult:
+        """The risk factor of one zipcode (1000-9999); `exists: false` when not in the table."""
+        number = parse_zipcode(zipcode)  # pure: a refused input never leaves the loop
+        if reader is not None and (cached := await reader.lookup(LOOKUP, number)) is not None:
+            return LookupResult.model_validate(cached)
+        return await run(functools.partial(client.lookup, number))
+
+    @app.get(
+        "/zipcodes",
+        response_model=RiskFactorListing,
+        responses=_errors(400, 503, 504),
+        tags=["zipcodes"],
+    )
+    async def by_risk_factor(
+        risk_factor: Annotated[str, Query(description="A, B or C")],
+    ) -> RiskFactorListing:
+        """Every zipcode carrying a risk factor, ascending."""
+        factor = parse_risk_factor(risk_factor)
+        if reader is not None and (cached := await reader.lookup(BY_RISK_FACTOR, factor)):
+            return RiskFactorListing.model_validate(cached)
+        return await run(functools.partial(client.by_risk_factor, factor))
+
+    @app.get(
+        "/index",
+        response_model=IndexAnswer,
+        responses=_errors(400, 503, 504),
+        tags=["index"],
+    )
+    async def health_index(
+        base_year: Annotated[str | None, Query(description="1996, 2004, 2013 or 2025")] = None,
+        year: Annotated[
+            str | None, Query(description="The older name of base_year", deprecated=True)
+        ] = None,
+    ) -> IndexAnswer:
+        """The latest health index for a base year (default 2004); 503 INDEX_UNAVAILABLE
+        before the first successful refresh."""
+        if base_year is not None and year is not None and base_year != year:
+            raise ZipscoreError(ErrorCode.WRONG_YEAR, "base_year and year disagree: give one")
+        chosen = base_year if base_year is not None else year
+        supported = settings.index_base_years
+        number = parse_base_year(
+            settings.index_default_base_year if chosen is None else chosen, supported
+        )
+        if reader is not None and (cached := await reader.index(number)) is not None:
+            stale_after = settings.index_stale_after_seconds
+            return IndexAnswer.model_validate(with_staleness(cached, stale_after, utcnow()))
+        return await run(functools.partial(client.index, number))
+
+
+def _batch_routes(app: FastAPI, context: _Context) -> None:
+    client, run, launcher = context.client, context.run, context.launcher
+    settings, upload_dir, limit_bytes = context.settings, context.upload_dir, context.limit_bytes
+
+    @app.post(
+        "/batches",
+        status_code=202,
+        response_model=BatchAccepted,
+        responses=_errors(400, 413, 503, 504),
+        tags=["batches"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "The CSV to score (header row, a zipcode column), as the body.",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def create_batch(
+        request: Request,
+        zipcode_column: Annotated[str, Query(max_length=200)] = "zipcode",
+    ) -> JSONResponse:
+        """Score a CSV in the background: 202 with the job id and its `Location`.
+
+        The body is streamed to disk (at most ZIPSCORE_GATEWAY_MAX_UPLOAD_MB, else 413) and
+        checked whole before any job exists (BAD_INPUT_FILE, 400).
+        """
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit_bytes:
+            return _too_large(settings)
+        source, output = await run(functools.partial(upload_paths, upload_dir))
+        try:
+            await receive_upload(request.stream(), source, limit_bytes)
+        except UploadTooLarge:
+            return _too_large(settings)
+        started = await run(
+            functools.partial(launcher.start, source, output, zipcode_column=zipcode_column)
+        )
+        try:
+            job = await asyncio.wrap_future(started)
+        except ZipscoreError as exc:
+            source.unlink(missing_ok=True)
+            output.unlink(missing_ok=True)
+            raise ZipscoreError(exc.code, _hide_path(exc.message, source, output)) from None
+        return JSONResponse(
+            BatchAccepted(job_id=job).model_dump(),
+            status_code=202,
+            headers={"Location": f"/batches/{job}"},
+        )
+
+    @app.get(
+        "/batches/{job_id}",
+        response_model=BatchProgress,
+        responses=_errors(404, 503, 504),
+        tags=["batches"],
+    )
+    async def batch_progress(job_id: str) -> BatchProgress:
+        """A job's progress and counts."""
+        return BatchProgress.of(await _status(job_id, client, run))
+
+    @app.post(
+        "/batches/{job_id}/resume",
+        status_code=202,
+        response_model=BatchAccepted,
+        responses=_errors(400, 404, 409, 503, 504),
+        tags=["batches"],
+    )
+    async def resume_batch(job_id: str) -> JSONResponse:
+        """Finish an interrupted job (e.g. after a gateway restart) in the background."""
+        status = await _status(job_id, client, run)
+        if status.state == "running":
+            return error_response(
+                ErrorCode.BACKEND_UNAVAILABLE, f"job {job_id} is running; nothing to resume", 409
+            )
+        if status.state != "done":
+            _held(status, upload_dir)
+            started = await run(functools.partial(launcher.resume, job_id))
+            await asyncio.wrap_future(started)
+        return JSONResponse(
+            BatchAccepted(job_id=job_id).model_dump(),
+            status_code=202,
+            headers={"Location": f"/batches/{job_id}"},
+        )
+
+    @app.get(
+        "/batches/{job_id}/result",
+        response_class=FileResponse,
+        responses={
+            200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+            **_errors(404, 409, 503, 504),
+        },
+        tags=["batches"],
+    )
+    async def batch_result(job_id: str) -> FileResponse:
+        """The scored CSV, streamed; 409 until the job is done."""
+        status = await _status(job_id, client, run)
+        if status.state != "done":
+            raise _NotFinished(status)
+        return FileResponse(
+            _held(status, upload_dir), media_type="text/csv", filename=f"{job_id}.csv"
+        )
+
+    @app.exception_handler(_NotFinished)
+    async def not_finished(_: Request, exc: _NotFinished) -> JSONResponse:
+        status = exc.status
+        return error_response(
+            ErrorCode.BACKEND_UNAVAILABLE,
+            f"job {status.job_id} is {status.state} ({status.chunks_done}/{status.chunks_total}"
+            " chunks): its result is there once GET /batches/{id} says done",
+            409,
+        )
+
+    @app.exception_handler(_UnknownJob)
+    async def unknown_job(_: Request, exc: _UnknownJob) -> JSONResponse:
+        return error_response(ErrorCode.BAD_INPUT_FILE, str(exc), 404)
+
+
+class _NotFinished(Exception):
+    def __init__(self, status: JobStatus) -> None:
+        super().__init__(status.job_id)
+        self.status = status
+
+
+class _UnknownJob(Exception):
+    """404: no such job (or not one whose files this gateway holds)."""
+
+
+async def _status(job_id: str, client: Client, run: Offload) -> JobStatus:
+    if not JOB_ID.match(job_id):
+        raise _UnknownJob(f"no batch job {job_id[:40]!r}")
+    try:
+        status: JobStatus = await run(functools.partial(client.batch_status, job_id))
+    except ZipscoreError as exc:
+        # batch_status refuses one thing only: a job id it does not know.
+        if exc.code is ErrorCode.BAD_INPUT_FILE:
+            raise _UnknownJob(exc.message) from None
+        raise
+    return status
+
+
+def _held(status: JobStatus, upload_dir: Path) -> Path:
+    """The job's output, when it lies in this gateway's upload directory (never elsewhere)."""
+    output = Path(status.output)
+    if output.parent != upload_dir or not output.is_file():
+        raise _UnknownJob(f"the files of job {status.job_id} are not held by this gateway")
+    return output
+
+
+def _hide_path(message: str, *paths: Path) -> str:
+    """Refusals name the file; a client sees `upload`, never the server's paths."""
+    for path in paths:
+        message = message.replace(str(path.resolve()), "upload").replace(str(path), "upload")
+    return message
+
+
+def _too_large(settings: Settings) -> JSONResponse:
+    return error_response(
+        ErrorCode.BAD_INPUT_FILE,
+        f"the upload is over the limit of {settings.gateway_max_upload_mb} MB",
+        413,
+    )
+
+
+async def _readiness(client: Client, settings: Settings, probe: Offload) -> dict[str, str]:
+    """Redis (broker and cache) and a worker with its Postgres, checked concurrently."""
+    from worker.cache import redis_client
+
+    def ping_redis() -> str:
+        try:
+            for url in {settings.broker, settings.cache}:
+                redis_client(url).ping()
+        except redis.RedisError as exc:
+            return f"unreachable ({type(exc).__name__})"
+        return "ok"
+
+    def ping_worker() -> dict[str, str]:
+        try:
+            answer = client.call("health.ping", timeout=settings.gateway_ready_timeout_seconds)
+        except ZipscoreError as exc:
+            return {"worker": f"{exc.code.value}: {exc.message}", "postgres": "unknown"}
+        return {"worker": str(answer.get("worker")), "postgres": str(answer.get("postgres"))}
+
+    redis_state, worker_states = await asyncio.gather(probe(ping_redis), probe(ping_worker))
+    return {"redis": redis_state, **worker_states}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves in the contract's body; no traceback ever reaches a client."""
+
+    @app.exception_handler(ZipscoreError)
+    async def contract_error(_: Request, exc: ZipscoreError) -> JSONResponse:
+        return error_response(exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        first = problems[0] if problems else {}
+        location = [str(part) for part in first.get("loc", ()) if part not in {"query", "path"}]
+        name = location[-1] if location else ""
+        code = _PARAMETER_CODES.get(name, ErrorCode.BAD_INPUT_FILE)
+        # The parameter and what is wrong with it; never the input itself.
+        message = f"{'.'.join(location) or 'request'}: {first.get('msg', 'not valid')}"
+        return error_response(code, message, 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(
+            ErrorCode.BAD_INPUT_FILE, str(exc.detail), exc.status_code, exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception(
+            "unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path
+        )
+        return error_response(
+            ErrorCode.BACKEND_UNAVAILABLE, "unexpected error; see the gateway log", 500
+        )
+
+
+def serve(host: str = "127.0.0.1", port: int = 5000) -> None:
+    """Run the gateway with uvicorn in this process until interrupted."""
+    import uvicorn
+
+    from worker import log_setup
+
+    log_setup.configure(logging.INFO)
+    uvicorn.run(
+        "producer.gateway:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,  # zipscore's own logging (ZIPSCORE_LOG_FORMAT)
+        timeout_graceful_shutdown=10,
+    )

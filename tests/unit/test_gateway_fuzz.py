@@ -1,0 +1,77 @@
+"""Fuzzing the gateway from its own OpenAPI schema (schemathesis): every operation, inputs
+generated from the schema and beyond it, answers as documented and never with a 5xx other
+than the documented 503 and 504. Bounded (a few examples an operation) to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from producer import gateway
+from producer.client import Client
+from tests.unit.test_gateway import client  # noqa: F401  (the eager client fixture)
+
+Sent = list[tuple[str, tuple[Any, ...]]]
+DOCUMENTED_SERVER_ERRORS = {503, 504}
+
+
+@schemathesis.serializer("text/csv")
+def _csv(ctx: Any, value: Any) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else str(value).encode("utf-8")
+
+
+@schemathesis.check
+def no_undocumented_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A 5xx is a bug unless it is a documented 503 (backend, index) or 504 (timeout)."""
+    status = int(response.status_code)
+    assert status < 500 or status in DOCUMENTED_SERVER_ERRORS, (
+        f"{case.method} {case.path}: {status}"
+    )
+    return None
+
+
+# The operations, read once from the schema (building the app does no I/O).
+OPERATIONS = [
+    (path, method.upper())
+    for path, item in gateway.create_app().openapi()["paths"].items()
+    for method in item
+]
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS)
+def test_the_gateway_answers_as_its_schema_says(
+    client: Client,  # noqa: F811
+    index_eager: Sent,
+    path: str,
+    method: str,
+) -> None:
+    app = gateway.create_app(client.settings, client=client)
+    operation = schemathesis.openapi.from_asgi("/openapi.json", app)[path][method]
+
+    # Inputs from the schema, and beyond it (negative: wrong types, missing parameters).
+    positive = operation.as_strategy()
+    negative = operation.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE)
+
+    @given(case=st.one_of(positive, negative))
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    def answers_as_documented(case: Any) -> None:
+        case.call_and_validate(
+            checks=[
+                no_undocumented_server_error,
+                status_code_conformance,
+                content_type_conformance,
+                response_schema_conformance,
+            ]
+        )
+
+    answers_as_documented()
