@@ -80,10 +80,10 @@ bench: install ## batch benchmark (floor vs task per row vs zipscore score), the
 	@# Bytecode once, so worker and CLI start-up do not recompile every module.
 	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
 	python ops/bench/batch_bench.py $(BENCH_ARGS)
-	python ops/bench/gateway_bench.py $(GATEWAY_BENCH_ARGS)
+	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
 
 bench-gateway: install ## gateway benchmark: 64 HTTP clients, off-loop vs blocking handlers
-	python ops/bench/gateway_bench.py $(GATEWAY_BENCH_ARGS)
+	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
 
 profile: install ## cProfile a burst of lookups and a batch run; top functions, reports/*.prof
 	python -m ops.bench.profile

@@ -42,9 +42,7 @@ import httpx
 import psutil
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from batch_bench import ROOT, Env, environment, worker
+from ops.bench.batch_bench import ROOT, Env, environment, worker
 
 HOST = "127.0.0.1"
 KNOWN = list(range(9000, 9240))  # in the sample table: the hit set
