@@ -24,7 +24,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from worker.errors import ZipscoreError
+from worker.errors import ErrorCode, ZipscoreError
 from worker.settings import SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -248,11 +248,39 @@ def doctor(as_json: bool) -> None:
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port."
 )
-def serve(host: str, port: int) -> None:
-    """Run the HTTP gateway (uvicorn; OpenAPI docs at /docs) until interrupted."""
+@json_option
+def serve(host: str, port: int, as_json: bool) -> None:
+    """Run the HTTP gateway (uvicorn; OpenAPI docs at /docs) until interrupted.
+
+    `--json` only shapes errors, as for every command.
+    """
     from producer.gateway import serve as run_gateway
 
     run_gateway(host, port)
+
+
+# A command line that cannot be parsed is refused input too: the code is that of the
+# command's own input.
+USAGE_CODES = {
+    "lookup": ErrorCode.ZIPCODE_NOT_VALID,
+    "zipcodes": ErrorCode.RISK_FACTOR_NOT_VALID,
+    "index": ErrorCode.WRONG_YEAR,
+    "score": ErrorCode.BAD_INPUT_FILE,
+    "status": ErrorCode.BAD_INPUT_FILE,
+    "load-zipcodes": ErrorCode.BAD_INPUT_FILE,
+}
+
+
+def refuse_usage(exc: click.UsageError, as_json: bool) -> NoReturn:
+    """One line (and the contract's JSON with the command's code), exit status 2."""
+    command = exc.ctx.command.name if exc.ctx and exc.ctx.command else None
+    hint = f" (see zipscore {command} --help)" if command and command != "cli" else ""
+    code = USAGE_CODES.get(command or "")
+    if code is not None and as_json:
+        click.echo(json.dumps(ZipscoreError(code, exc.format_message()).to_json()))
+    prefix = f"{code.value}: " if code is not None else ""
+    click.echo(f"zipscore: {prefix}{exc.format_message()}{hint}", err=True)
+    sys.exit(2)
 
 
 def main() -> None:
@@ -261,15 +289,16 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        refuse_usage(exc, as_json="--json" in sys.argv)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else 1)
+        click.echo(f"zipscore: {exc.format_message()}", err=True)
+        sys.exit(1)
     except click.exceptions.Abort:
         click.echo("zipscore: aborted", err=True)
         sys.exit(1)
     except SettingsError as exc:
-        click.echo(f"zipscore: {exc}", err=True)
-        sys.exit(1)
+        fail(ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, str(exc)), as_json="--json" in sys.argv)
     except ZipscoreError as exc:
         fail(exc, as_json="--json" in sys.argv)
     except Exception as exc:  # the last line of defence: no traceback reaches a user

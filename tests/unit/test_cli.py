@@ -128,7 +128,9 @@ def test_console_refuses_bad_input_without_a_broker() -> None:
 def test_console_bad_settings_are_one_line_not_a_traceback() -> None:
     done = _console("lookup", "9000", env={"ZIPSCORE_LOOKUP_TIMEOUT": "-1"})
     assert done.returncode == 1
-    assert done.stderr.startswith("zipscore: invalid configuration: ZIPSCORE_LOOKUP_TIMEOUT")
+    assert done.stderr.startswith(
+        "zipscore: BACKEND_UNAVAILABLE: invalid configuration: ZIPSCORE_LOOKUP_TIMEOUT"
+    )
     assert "Traceback" not in done.stderr
 
 
@@ -154,3 +156,17 @@ def test_verbose_logs_the_task_id_sent(runner: CliRunner) -> None:
     status, out, err = invoke(runner, "-v", "lookup", "1315")
     assert (status, out) == (0, "B\n")
     assert "sent zipcodes.lookup task_id=" in err
+
+
+def test_console_usage_errors_are_one_line_with_the_command_code() -> None:
+    done = _console("zipcodes", "--json")
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["error"]["code"] == "RISK_FACTOR_NOT_VALID"
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("zipscore: RISK_FACTOR_NOT_VALID: Missing option")
+
+
+def test_console_bad_settings_answer_json_when_asked() -> None:
+    done = _console("lookup", "9000", "--json", env={"ZIPSCORE_LOOKUP_TIMEOUT": "-1"})
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["error"]["code"] == "BACKEND_UNAVAILABLE"
