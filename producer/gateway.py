@@ -305,20 +305,29 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit_bytes:
             return _too_large(settings)
+        if not launcher.has_room():  # refuse before reading a body that would be dropped
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                f"this gateway is running {launcher.max_running} batches already; retry later",
+            )
         source, output = await run(functools.partial(upload_paths, upload_dir))
         try:
             await receive_upload(request.stream(), source, limit_bytes)
-        except UploadTooLarge:
-            return _too_large(settings)
-        started = await run(
-            functools.partial(launcher.start, source, output, zipcode_column=zipcode_column)
-        )
-        try:
+            started = await run(
+                functools.partial(launcher.start, source, output, zipcode_column=zipcode_column)
+            )
             job = await asyncio.wrap_future(started)
+        except UploadTooLarge:
+            source.unlink(missing_ok=True)
+            return _too_large(settings)
         except ZipscoreError as exc:
             source.unlink(missing_ok=True)
             output.unlink(missing_ok=True)
             raise ZipscoreError(exc.code, _hide_path(exc.message, source, output)) from None
+        except BaseException:
+            source.unlink(missing_ok=True)
+            output.unlink(missing_ok=True)
+            raise
         return JSONResponse(
             BatchAccepted(job_id=job).model_dump(),
             status_code=202,

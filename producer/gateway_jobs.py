@@ -91,6 +91,13 @@ class BatchLauncher:
         self.client = client
         self.max_running = max_running
         self._slots = threading.BoundedSemaphore(max_running)
+        self._running = 0
+        self._count_lock = threading.Lock()
+
+    def has_room(self) -> bool:
+        """Whether a job could start now (checked before an upload is read)."""
+        with self._count_lock:
+            return self._running < self.max_running
 
     def start(self, source: Path, output: Path, *, zipcode_column: str) -> Future[str]:
         """Score `source` into `output` as a new job, in the background.
@@ -120,6 +127,8 @@ class BatchLauncher:
                 ErrorCode.BACKEND_UNAVAILABLE,
                 f"this gateway is running {self.max_running} batches already; retry later",
             )
+        with self._count_lock:
+            self._running += 1
         started: Future[str] = Future()
 
         def progress(job: str, total: int) -> Reporter:
@@ -144,6 +153,8 @@ class BatchLauncher:
                 else:
                     logger.exception("batch job %s stopped (resumable)", started.result())
             finally:
+                with self._count_lock:
+                    self._running -= 1
                 self._slots.release()
 
         # Daemon threads: a stopping gateway does not wait for batches; they stay resumable.

@@ -542,9 +542,11 @@ def test_a_gateway_runs_a_bounded_number_of_batches(
     with TestClient(app) as api:
         first = api.post("/batches", content=b"zipcode\n9000\n")
         second = api.post("/batches", content=b"zipcode\n9000\n")
+        uploads = sorted(p.name for p in client.settings.gateway_upload_dir.iterdir())
         release.set()
     assert first.status_code == 202
     assert error(second) == (503, "BACKEND_UNAVAILABLE")
+    assert len([name for name in uploads if not name.endswith(".scored.csv")]) == 1, uploads
 
 
 def test_a_job_that_stops_after_it_started_is_logged_as_resumable(
