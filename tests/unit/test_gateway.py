@@ -324,7 +324,7 @@ def test_not_ready_when_redis_or_postgres_is_down(
 
 def slow_lookup_app(client: Client, offload: gateway.Offload | None) -> FastAPI:
     def slow(zipcode: object) -> dict[str, Any]:
-        time.sleep(0.6)  # a cold cache and a busy worker
+        time.sleep(1.0)  # a cold cache and a busy worker
         return {"zipcode": 9000, "risk_factor": "B", "exists": True}
 
     client.lookup = slow  # type: ignore[assignment,method-assign]
@@ -332,7 +332,7 @@ def slow_lookup_app(client: Client, offload: gateway.Offload | None) -> FastAPI:
 
 
 async def healthz_while_a_lookup_waits(app: FastAPI) -> float:
-    """Seconds from sending a 0.6 s lookup to /healthz's answer, sent 0.05 s after it."""
+    """Seconds from sending a 1 s lookup to /healthz's answer, sent 0.05 s after it."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
         began = time.perf_counter()
@@ -347,7 +347,7 @@ async def healthz_while_a_lookup_waits(app: FastAPI) -> float:
 
 def test_a_slow_lookup_does_not_stall_healthz(client: Client) -> None:
     waited = asyncio.run(healthz_while_a_lookup_waits(slow_lookup_app(client, None)))
-    assert waited < 0.35
+    assert waited < 0.6  # far below the 1 s lookup, with room for a loaded CI machine
 
 
 def test_the_blocking_variant_would_stall_it(client: Client) -> None:
@@ -357,7 +357,7 @@ def test_the_blocking_variant_would_stall_it(client: Client) -> None:
         return call()
 
     waited = asyncio.run(healthz_while_a_lookup_waits(slow_lookup_app(client, inline)))
-    assert waited > 0.55
+    assert waited > 0.95
 
 
 # -- batches ----------------------------------------------------------------------------
