@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,6 +28,7 @@ from pydantic import (
 
 MAX_INDEX = Decimal(10_000)  # base-year indices live around 100-300; far beyond is garbage
 MAX_FACTS = 100_000
+PRECISION = Decimal("0.000001")
 MIN_YEAR, MAX_YEAR = 1900, 2200
 MAX_REPORTED_PROBLEMS = 5
 _BASE_YEAR = re.compile(r"^\s*(\d{4})\s*=\s*100\s*$")
@@ -76,6 +78,15 @@ def _number(value: object) -> Decimal:
     return Decimal(value)
 
 
+def _to_precision(value: Decimal) -> Decimal:
+    # Float artefacts such as 112.29000000000001 round to the stored precision instead of
+    # refusing a whole document.
+    rounded = value.quantize(PRECISION)
+    if not rounded:
+        raise ValueError(f"{_short(value)} rounds to zero")
+    return rounded
+
+
 def _year(value: object) -> int | None:
     if value is None:
         return None
@@ -102,7 +113,8 @@ class Fact(BaseModel):
     value: Annotated[
         Decimal,
         BeforeValidator(_number),
-        Field(gt=0, le=MAX_INDEX, allow_inf_nan=False, decimal_places=6),
+        Field(gt=0, le=MAX_INDEX, allow_inf_nan=False),
+        AfterValidator(_to_precision),
     ] = Field(alias="Health index")
     month: Annotated[tuple[int, int | None], BeforeValidator(_month)] = Field(alias="Month")
     year: Annotated[int | None, BeforeValidator(_year)] = Field(default=None, alias="Year")
@@ -133,7 +145,7 @@ class Document(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    facts: list[Fact] = Field(max_length=MAX_FACTS)
+    facts: list[Fact | None] = Field(max_length=MAX_FACTS)
 
 
 @dataclass(frozen=True, order=True)
@@ -159,6 +171,21 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(shown) + (f"; and {more} more" if more else "")
 
 
+def _unsupported(fact: object, supported: tuple[int, ...]) -> bool:
+    """A fact that names a base year zipscore does not serve: ignored, whatever else it holds."""
+    label = fact.get("Base year") if isinstance(fact, dict) else None
+    match = _BASE_YEAR.match(label) if isinstance(label, str) else None
+    return match is not None and int(match.group(1)) not in supported
+
+
+def _without_unsupported(raw: object, supported: tuple[int, ...]) -> object:
+    """The document with unsupported facts blanked (None), keeping every fact's index."""
+    if isinstance(raw, dict) and isinstance(raw.get("facts"), list):
+        facts = [None if _unsupported(fact, supported) else fact for fact in raw["facts"]]
+        return {**raw, "facts": facts}
+    return raw
+
+
 def parse_document(body: bytes, supported: tuple[int, ...]) -> list[IndexMonth]:
     """Every month of the supported base years in `body`, sorted by base year and period.
 
@@ -172,9 +199,11 @@ def parse_document(body: bytes, supported: tuple[int, ...]) -> list[IndexMonth]:
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge ints
         raise DocumentRefused(f"not JSON: {type(exc).__name__}") from None
     try:
-        document = Document.model_validate(raw)
+        document = Document.model_validate(_without_unsupported(raw, supported))
         found: dict[tuple[int, date], Decimal] = {}
         for number, fact in enumerate(document.facts):
+            if fact is None:
+                continue
             key = (fact.base_year, fact.period)
             if key in found and found[key] != fact.value:
                 raise DocumentRefused(

@@ -85,7 +85,7 @@ def test_a_repeated_identical_month_is_one_month() -> None:
             b'{"facts": [{"Base year": "2004 = 100", "Health index": -Infinity, "Month": "May"}]}',
             "not JSON",
         ),
-        (document(fact(value=1e-30)), "decimal places"),
+        (document(fact(value=1e-30)), "rounds to zero"),
         (document({"Base year": 2004, "Health index": 1.0, "Month": "May 2021"}), "2004 = 100"),
         (document(fact(base_year=2004).copy() | {"Base year": "2004 = 200"}), "2004 = 100"),
         (document(fact(month="Septober 2021")), "English month"),
@@ -155,3 +155,14 @@ def test_any_json_is_parsed_or_refused_with_a_reason_never_a_crash(raw: object) 
 def test_any_bytes_are_parsed_or_refused(body: bytes) -> None:
     with contextlib.suppress(DocumentRefused):
         parse_document(body, SUPPORTED)
+
+
+def test_facts_of_unsupported_base_years_are_ignored_whatever_they_hold() -> None:
+    junk = {"Base year": "1988 = 100", "Health index": "n/a", "Month": "Smarch 2021"}
+    months = parse_document(document(fact(), junk), SUPPORTED)
+    assert [(m.base_year, m.value) for m in months] == [(2004, Decimal("135.610000"))]
+
+
+def test_float_artefacts_round_instead_of_refusing_the_document() -> None:
+    months = parse_document(document(fact(value=112.29000000000001)), SUPPORTED)
+    assert months[0].value == Decimal("112.29")
