@@ -7,6 +7,7 @@ child (the solo pool, eager tasks, the CLI) gets a pool opened lazily on first u
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from typing import Any
@@ -39,7 +40,7 @@ def connect(settings: Settings | None = None, **kwargs: Any) -> psycopg.Connecti
     return psycopg.connect(
         settings.database,
         autocommit=True,
-        connect_timeout=int(settings.db_connect_timeout),
+        connect_timeout=max(1, math.ceil(settings.db_connect_timeout)),  # 0 would mean forever
         **kwargs,
     )
 

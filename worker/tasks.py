@@ -14,6 +14,7 @@ import psycopg
 import redis
 from psycopg_pool import PoolTimeout
 
+import worker.db  # noqa: F401  (connects the signals that open each pool process's pool)
 from worker import chunks, lookups, runtime
 from worker.celery_app import app
 from worker.errors import ZipscoreError

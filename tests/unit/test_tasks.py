@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import psycopg
@@ -88,3 +90,18 @@ def test_task_names_are_explicit_and_routed() -> None:
     assert {"zipcodes.lookup", "zipcodes.by_risk_factor"} <= set(app.tasks)
     routes = app.conf.task_routes
     assert routes["zipcodes.*"] == {"queue": "lookups"}
+
+
+def test_loading_the_tasks_connects_the_pool_to_each_worker_process() -> None:
+    """The worker imports its tasks before it forks: that alone must wire the per-process pool.
+
+    Checked in a fresh interpreter, since this test process imports worker.db anyway.
+    """
+    code = (
+        "from worker.celery_app import app; app.loader.import_default_modules(); "
+        "from celery.signals import worker_process_init as s; "
+        "names = [getattr(r(), '__name__', '') for _, r in s.receivers]; "
+        "raise SystemExit(0 if '_open_in_child' in names else 1)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
