@@ -29,6 +29,7 @@ from pydantic import (
 MAX_INDEX = Decimal(10_000)  # base-year indices live around 100-300; far beyond is garbage
 MAX_FACTS = 100_000
 PRECISION = Decimal("0.000001")
+PRECISION_EXPONENT = -6  # of PRECISION: values with 6 decimals or fewer are kept as sent
 MIN_YEAR, MAX_YEAR = 1900, 2200
 MAX_REPORTED_PROBLEMS = 5
 _BASE_YEAR = re.compile(r"^\s*(\d{4})\s*=\s*100\s*$")
@@ -81,6 +82,9 @@ def _number(value: object) -> Decimal:
 def _to_precision(value: Decimal) -> Decimal:
     # Float artefacts such as 112.29000000000001 round to the stored precision instead of
     # refusing a whole document.
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent >= PRECISION_EXPONENT:
+        return value
     rounded = value.quantize(PRECISION)
     if not rounded:
         raise ValueError(f"{_short(value)} rounds to zero")
