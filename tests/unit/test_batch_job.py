@@ -136,6 +136,28 @@ def test_redis_going_away_is_backend_unavailable(
     assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
 
 
+def test_stray_quotes_in_fields_neither_refuse_the_file_nor_merge_rows(
+    client: Client, eager: Sent, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(
+        b'policy,zipcode,note\nP0,9000,5" disk\nP1,1501,x\nP2,9170,"a\nb"\n'
+        b'P3,abc,y\nP4,1000,12" rack\n'
+    )
+    summary = client.score_file(source, tmp_path / "out.csv", chunk_size=2)
+    assert summary.rows == 5
+    with (tmp_path / "out.csv").open(newline="", encoding="utf-8") as f:
+        scored = list(csv.reader(f))
+    assert [row[:2] + row[3:5] for row in scored[1:]] == [
+        ["P0", "9000", "B", "ok"],
+        ["P1", "1501", "", "unknown"],
+        ["P2", "9170", "A", "ok"],
+        ["P3", "abc", "", "invalid"],
+        ["P4", "1000", "C", "ok"],
+    ]
+    assert [row[2] for row in scored[1:]] == ['5" disk', "x", "a\nb", "y", '12" rack']
+
+
 def test_the_output_may_not_overwrite_the_input(
     client: Client, eager: Sent, tmp_path: Path
 ) -> None:
