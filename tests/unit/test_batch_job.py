@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from producer import cli
-from producer.batch import BatchRunner
+from producer.batch import BatchRunner, BatchSummary
 from producer.client import Client
 from producer.progress import Reporter
 from tests.unit.conftest import DictZipcodeStore
+from worker import batch_store as batch_store_module
 from worker import chunks
 from worker.batch_store import BatchStore
 from worker.cache import ResultCache
@@ -251,6 +254,145 @@ def test_resume_refuses_an_input_that_changed(
         client.resume_batch(job_id)
     assert caught.value.code is ErrorCode.BAD_INPUT_FILE
     assert "changed" in caught.value.message
+
+
+def only_job(batch_store: BatchStore) -> str:
+    """The id of the one job in the store."""
+    keys = [k for k in batch_store.redis.scan_iter(match="unit:batch:job:*") if b":lease" not in k]
+    assert len(keys) == 1
+    name: str = keys[0].decode()
+    return name.rsplit(":", 1)[1]
+
+
+def test_two_producers_resuming_one_job_only_one_runs_it(
+    eager: Sent,
+    cache: ResultCache,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first resume pins the table for longer than the lease: the lease is kept meanwhile."""
+    client = Client(
+        settings(batch_lease_seconds=0.5, batch_poll_seconds=0.01),
+        cache=cache,
+        batch_store=batch_store,
+        timeout=1.0,
+    )
+    source = portfolio(tmp_path / "in.csv", 40)
+    with pytest.raises(Interrupt):
+        client.score_file(
+            source, tmp_path / "out.csv", chunk_size=5, progress=interrupting_after(10)
+        )
+    job_id = only_job(batch_store)
+    pin = chunks.pin_table
+    resume_pins: list[int] = []
+
+    def slow_pin(store: Any, batch: BatchStore, version: int | None) -> dict[str, Any]:
+        if version is not None:  # a resume: slower than the lease and the rival's patience
+            resume_pins.append(version)
+            time.sleep(2.0)
+        return pin(store, batch, version)
+
+    monkeypatch.setattr(chunks, "pin_table", slow_pin)
+    states: list[str] = []
+    update = BatchStore.update_job
+
+    def recording(self: BatchStore, job: str, fields: Any, **kw: Any) -> Any:
+        states.append(str(fields.get("state", "")))
+        return update(self, job, fields, **kw)
+
+    monkeypatch.setattr(BatchStore, "update_job", recording)
+    outcomes: dict[str, object] = {}
+
+    def resume(name: str) -> None:
+        try:
+            outcomes[name] = client.resume_batch(job_id)
+        except ZipscoreError as exc:
+            outcomes[name] = exc
+
+    first = threading.Thread(target=resume, args=("first",))
+    first.start()
+    time.sleep(0.1)
+    second = threading.Thread(target=resume, args=("second",))
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert len(resume_pins) == 1  # the second producer never got past the lease
+    assert isinstance(outcomes["first"], BatchSummary)
+    refused = outcomes["second"]
+    assert isinstance(refused, ZipscoreError)
+    assert refused.code is ErrorCode.TIMEOUT
+    assert "being run by another producer" in refused.message
+    assert "interrupted" not in states
+    check_output(tmp_path / "out.csv", 40)
+    assert client.batch_status(job_id).state == "done"
+
+
+def test_a_producer_that_lost_its_lease_stops_and_writes_no_state(
+    client: Client, eager: Sent, tmp_path: Path, batch_store: BatchStore
+) -> None:
+    taken: list[dict[str, str] | None] = []
+
+    class TakenOverAfter10Rows(Reporter):
+        def update(self, rows: int) -> None:
+            if rows >= 10 and not taken:  # the lease expired and another producer took it
+                batch_store.redis.set(batch_store.lease_key(self.job), "another:producer")
+                taken.append(batch_store.get_job(self.job))
+
+    with pytest.raises(ZipscoreError) as caught:
+        client.score_file(
+            portfolio(tmp_path / "in.csv", 40, multiline=False),
+            tmp_path / "out.csv",
+            chunk_size=5,
+            progress=lambda job, total: TakenOverAfter10Rows(job, total, None),
+        )
+    assert caught.value.code is ErrorCode.TIMEOUT
+    job_id = only_job(batch_store)
+    assert taken[0] is not None
+    assert taken[0]["chunks_done"] == "2"
+    assert batch_store.get_job(job_id) == taken[0]  # not one field written after the loss
+    assert batch_store.lease_holder(job_id) == "another:producer"  # and not released either
+
+
+def test_leases_are_renewed_and_released_only_by_their_holder(batch_store: BatchStore) -> None:
+    job = "0123456789abcdef"
+    assert batch_store.take_lease(job, "a", 10)
+    assert not batch_store.take_lease(job, "b", 10)
+    assert not batch_store.renew_lease(job, "b", 100)
+    assert not batch_store.release_lease(job, "b")
+    assert batch_store.lease_holder(job) == "a"
+    assert batch_store.redis.pttl(batch_store.lease_key(job)) <= 10_000
+    assert batch_store.renew_lease(job, "a", 100)
+    assert batch_store.redis.pttl(batch_store.lease_key(job)) > 10_000
+    assert not batch_store.update_job(job, {"rows": 1}, owner="b")
+    assert batch_store.update_job(job, {"rows": 1}, owner="a")
+    assert batch_store.release_lease(job, "a")
+    assert batch_store.lease_holder(job) is None
+    assert batch_store.take_lease(job, "b", 10)
+
+
+def test_a_lease_taken_over_between_check_and_renewal_is_not_extended(
+    batch_store: BatchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder's check reads its own token, then the lease expires and another takes it."""
+    job = "0123456789abcdef"
+    key = batch_store.lease_key(job)
+    assert batch_store.take_lease(job, "a", 10)
+    holds = batch_store_module._holds
+    stale_reads: list[bool] = []
+
+    def check_then_lose_it(raw: Any, owner: str) -> bool:
+        answer = holds(raw, owner)
+        if not stale_reads:
+            stale_reads.append(answer)
+            batch_store.redis.set(key, "b", px=5_000)  # a's lease ran out; b took it
+        return answer
+
+    monkeypatch.setattr(batch_store_module, "_holds", check_then_lose_it)
+    assert not batch_store.renew_lease(job, "a", 100)
+    assert stale_reads == [True]  # the first check was stale; the write did not happen
+    assert batch_store.lease_holder(job) == "b"
+    assert batch_store.redis.pttl(key) <= 5_000
 
 
 @pytest.mark.parametrize("job_id", ["nope", "0123456789abcdef"])
