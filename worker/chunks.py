@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from worker import runtime
 from worker.batch import score_chunk
@@ -24,7 +24,10 @@ class ChunkMessage(BaseModel):
     """One `batch.score_chunk` message: which chunk of which job, and how to read its rows.
 
     The rows themselves wait in Redis under the chunk's input key (see worker/batch_store.py).
+    Strict: numbers must be JSON integers (no bools, floats or numeric strings).
     """
+
+    model_config = ConfigDict(strict=True)
 
     job: str = Field(pattern=JOB_ID_PATTERN)
     chunk: int = Field(ge=0)
@@ -49,13 +52,29 @@ def parse_message(message: object) -> ChunkMessage:
         raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"bad chunk message ({where})") from None
 
 
-def pin_table(store: ZipcodeStore, batch: BatchStore, version: int | None) -> dict[str, Any]:
+def parse_version(version: object) -> int | None:
+    """A `batch.pin_table` argument: None (a new job) or a table version, an int >= 0.
+
+    Raises:
+        ZipscoreError: BAD_INPUT_FILE for anything else (bools included).
+    """
+    if version is None or (type(version) is int and version >= 0):
+        return version
+    raise ZipscoreError(
+        ErrorCode.BAD_INPUT_FILE,
+        f"bad table version {str(version)[:20]!r}: expected an integer >= 0 or null",
+    )
+
+
+def pin_table(store: ZipcodeStore, batch: BatchStore, version: object) -> dict[str, Any]:
     """Copy the current risk table to Redis for a new job, or check a running job's copy.
 
     With `version=None` the current version is read with its rows (one statement, one
     snapshot) and stored under that version. With a version (a resumed job), its stored copy
     is kept alive; if it expired, it is stored again only if Postgres still holds that version.
+    Any other `version` (see `parse_version`) is refused before anything is read.
     """
+    version = parse_version(version)
     if version is not None and batch.has_table(version):
         return {"version": version}
     current, factors = store.snapshot()

@@ -473,6 +473,10 @@ def test_a_redelivered_chunk_after_it_was_written_is_not_scored_again(
     assert not batch_store.has_chunk("abcdef0123456789", 0)
 
 
+GOOD_MESSAGE = {"job": "abcdef0123", "chunk": 0, "version": 1, "column": 0, "columns": 1}
+GOOD_MESSAGE |= {"newline": "\n"}
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -489,12 +493,32 @@ def test_a_redelivered_chunk_after_it_was_written_is_not_scored_again(
         },
         {"job": "abcdef0123", "chunk": 0, "version": 1, "column": 3, "columns": 1, "newline": "\n"},
         {"job": "abcdef0123", "chunk": 0, "version": 1, "column": 0, "columns": 1, "newline": "\r"},
+        *(
+            {**GOOD_MESSAGE, field: value}
+            for field in ("chunk", "version", "column", "columns")
+            for value in (True, False, "1", 1.0, None)
+        ),
     ],
 )
 @pytest.mark.usefixtures("eager")
 def test_bad_chunk_messages_get_an_error_envelope(message: object) -> None:
     answer = app.tasks["batch.score_chunk"].apply(args=[message]).get()
     assert answer["error"]["code"] == "BAD_INPUT_FILE"
+
+
+@pytest.mark.parametrize("version", [True, False, -1, "1", 1.0, [1], {"version": 1}, "latest"])
+@pytest.mark.usefixtures("eager")
+def test_pin_table_refuses_anything_but_a_version_or_null(version: object) -> None:
+    answer = app.tasks["batch.pin_table"].apply(args=[version]).get()
+    assert answer["error"]["code"] == "BAD_INPUT_FILE"
+    assert "table version" in answer["error"]["message"]
+
+
+@pytest.mark.usefixtures("eager")
+def test_pin_table_takes_null_or_a_version() -> None:
+    pinned = app.tasks["batch.pin_table"].apply(args=[None]).get()
+    assert app.tasks["batch.pin_table"].apply(args=[pinned["version"]]).get() == pinned
+    assert app.tasks["batch.pin_table"].apply().get() == pinned
 
 
 def test_a_resumed_job_whose_table_version_is_gone_is_refused(
