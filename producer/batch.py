@@ -31,7 +31,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import socket
 import threading
 import time
@@ -45,14 +44,15 @@ from pydantic import BaseModel
 
 from producer.csv_chunks import BOM, InputLayout, inspect_input, iter_chunks, read_chunk
 from producer.progress import Reporter
+from worker import batch_store
 from worker.batch import output_header
-from worker.batch_store import JOB_ID_PATTERN, BatchStore
+from worker.batch_store import BatchStore, is_job_id
 from worker.errors import ErrorCode, ZipscoreError
 from worker.settings import Settings
 
 logger = logging.getLogger(__name__)
+JOB_ID = batch_store.JOB_ID  # whole text only (\A...\Z); the gateway checks job ids with it
 FAILED_STATES = frozenset({"FAILURE", "REVOKED"})
-JOB_ID = re.compile(JOB_ID_PATTERN)
 STATE_CHECK_AFTER = 1.0  # seconds a chunk may run before its task state is looked at
 
 
@@ -252,7 +252,7 @@ class BatchRunner:
     # -- the job -------------------------------------------------------------------------
 
     def _job(self, job: str) -> dict[str, str]:
-        if not JOB_ID.match(job):
+        if not is_job_id(job):
             raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"not a job id: {job[:40]!r}")
         record = self.store.get_job(job)
         if record is None:

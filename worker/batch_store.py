@@ -19,6 +19,7 @@ identical value: SET is safe to repeat.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +28,16 @@ import redis
 
 from worker.batch import ChunkResult
 
-# Job ids are chosen by the producer: 16 hex digits (uuid4), checked wherever they arrive.
-JOB_ID_PATTERN = r"^[a-f0-9]{8,32}$"
+# Job ids are chosen by the producer: 16 hex digits (uuid4), checked wherever they arrive,
+# always against the whole text: `\A...\Z`, so neither `match` nor `fullmatch` lets a
+# trailing newline through (which `$` would).
+JOB_ID_PATTERN = r"[a-f0-9]{8,32}"
+JOB_ID = re.compile(rf"\A{JOB_ID_PATTERN}\Z")
+
+
+def is_job_id(text: object) -> bool:
+    """Whether `text` is a job id, all of it."""
+    return isinstance(text, str) and JOB_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)

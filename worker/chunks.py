@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from worker import runtime
 from worker.batch import score_chunk
-from worker.batch_store import JOB_ID_PATTERN, BatchStore
+from worker.batch_store import BatchStore, is_job_id
 from worker.errors import ErrorCode, ZipscoreError
 from worker.zipcodes import ZipcodeStore
 
@@ -29,12 +36,19 @@ class ChunkMessage(BaseModel):
 
     model_config = ConfigDict(strict=True)
 
-    job: str = Field(pattern=JOB_ID_PATTERN)
+    job: str
     chunk: int = Field(ge=0)
     version: int = Field(ge=0)
     column: int = Field(ge=0)
     columns: int = Field(ge=1)
     newline: Literal["\n", "\r\n"]
+
+    @field_validator("job")
+    @classmethod
+    def _job_id(cls, job: str) -> str:
+        if not is_job_id(job):
+            raise ValueError("not a job id")
+        return job
 
     @model_validator(mode="after")
     def _column_in_header(self) -> ChunkMessage:

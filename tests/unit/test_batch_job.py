@@ -403,6 +403,22 @@ def test_unknown_jobs_are_refused(client: Client, eager: Sent, job_id: str) -> N
         assert caught.value.code is ErrorCode.BAD_INPUT_FILE
 
 
+@pytest.mark.parametrize("job_id", ["0123456789abcdef\n", "0123456789abcdef\r\n", " 0123456789"])
+def test_a_job_id_must_be_the_whole_text(
+    client: Client, eager: Sent, batch_store: BatchStore, job_id: str
+) -> None:
+    batch_store.create_job(job_id.strip(), {"state": "done"})  # so only the id check can refuse
+    for call in (client.batch_status, client.resume_batch):
+        with pytest.raises(ZipscoreError) as caught:
+            call(job_id)
+        assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+        assert caught.value.message.startswith("not a job id")
+    message = {**GOOD_MESSAGE, "job": job_id}
+    assert app.tasks["batch.score_chunk"].apply(args=[message]).get()["error"]["code"] == (
+        "BAD_INPUT_FILE"
+    )
+
+
 class LostResult:
     """A task whose message vanished with a killed worker: it never runs."""
 
