@@ -252,10 +252,11 @@ class BatchRunner:
     # -- the job -------------------------------------------------------------------------
 
     def _job(self, job: str) -> dict[str, str]:
+        """The job's record; an unknown, expired or incomplete one is refused alike."""
         if not is_job_id(job):
             raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"not a job id: {job[:40]!r}")
         record = self.store.get_job(job)
-        if record is None:
+        if record is None or not JOB_FIELDS.issubset(record):
             raise ZipscoreError(
                 ErrorCode.BAD_INPUT_FILE,
                 f"no batch job {job} (unknown, or expired after "
@@ -329,9 +330,15 @@ class BatchRunner:
     ) -> None:
         """Write the job's state if this producer still holds its lease; else stop."""
         keeper.check()
-        if not self.store.update_job(job, fields, written_chunk=written_chunk, owner=self.owner):
-            keeper.lost.set()
-            keeper.check()
+        if self.store.update_job(job, fields, written_chunk=written_chunk, owner=self.owner):
+            return
+        if self.store.get_job(job) is None:
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                f"job {job}'s record is gone from Redis (expired or evicted): score the file again",
+            )
+        keeper.lost.set()
+        keeper.check()
 
 
 class _JobLoop:
@@ -504,6 +511,16 @@ class _JobLoop:
         fields = {**self._progress(), "state": "done", "chunks_total": self.next_write}
         self._update(fields)
         self.store.redis.delete(self.store.done_key(self.job))
+
+
+# What every job record holds (`_new_job_fields`); a record without them all is not a job.
+JOB_FIELDS = frozenset(
+    {
+        "state", "input", "output", "fingerprint", "zipcode_column", "column", "columns",
+        "newline", "bom", "header", "lines_total", "chunk_size", "version", "chunks_done",
+        "input_offset", "output_offset", "rows", "ok", "unknown", "invalid", "seconds",
+    }
+)  # fmt: skip
 
 
 def _new_job_fields(

@@ -160,9 +160,11 @@ class BatchStore:
     ) -> bool:
         """Record progress; with `written_chunk`, that chunk's input and output keys go too.
 
-        With `owner`, nothing is written unless `owner` still holds the job's lease, checked
-        and written in one transaction (WATCH/MULTI): a producer that lost its lease never
-        writes the job's state. False when nothing was written.
+        Nothing is written unless the job's hash exists (a job that expired is never
+        recreated with only the fields of one update), nor, with `owner`, unless `owner` still
+        holds the job's lease: checked and written in one transaction (WATCH/MULTI), so a
+        producer that lost its lease never writes the job's state. False when nothing was
+        written.
 
         The hash is updated before the key is deleted: after a crash between the two, a
         resumed producer finds the chunk recorded and never reads the stale key.
@@ -171,6 +173,8 @@ class BatchStore:
         mapping = {k: _text(v) for k, v in fields.items()}
 
         def write(pipe: Any) -> bool:
+            if not pipe.exists(key):
+                return False
             if owner is not None and not _holds(pipe.get(self.lease_key(job)), owner):
                 return False
             pipe.multi()
@@ -180,7 +184,7 @@ class BatchStore:
                 pipe.delete(self.chunk_key(job, written_chunk), self.input_key(job, written_chunk))
             return True
 
-        watched = [self.lease_key(job)] if owner is not None else []
+        watched = [key, self.lease_key(job)] if owner is not None else [key]
         return self._transaction(write, *watched)
 
     def chunks_written(self, job: str) -> int | None:

@@ -356,6 +356,7 @@ def test_a_producer_that_lost_its_lease_stops_and_writes_no_state(
 
 def test_leases_are_renewed_and_released_only_by_their_holder(batch_store: BatchStore) -> None:
     job = "0123456789abcdef"
+    batch_store.create_job(job, {"rows": 0})
     assert batch_store.take_lease(job, "a", 10)
     assert not batch_store.take_lease(job, "b", 10)
     assert not batch_store.renew_lease(job, "b", 100)
@@ -417,6 +418,56 @@ def test_a_job_id_must_be_the_whole_text(
     assert app.tasks["batch.score_chunk"].apply(args=[message]).get()["error"]["code"] == (
         "BAD_INPUT_FILE"
     )
+
+
+def test_a_job_record_that_expired_mid_run_is_not_recreated_and_reads_as_unknown(
+    client: Client, eager: Sent, tmp_path: Path, batch_store: BatchStore
+) -> None:
+    class ExpiresAfter10Rows(Reporter):
+        def update(self, rows: int) -> None:
+            if rows >= 10:
+                batch_store.redis.delete(batch_store.job_key(self.job))  # its TTL ran out
+
+    with pytest.raises(ZipscoreError) as caught:
+        client.score_file(
+            portfolio(tmp_path / "in.csv", 40, multiline=False),
+            tmp_path / "out.csv",
+            chunk_size=5,
+            progress=lambda job, total: ExpiresAfter10Rows(job, total, None),
+        )
+    assert "gone from Redis" in caught.value.message
+    keys = list(batch_store.redis.scan_iter(match="unit:batch:job:*"))
+    assert keys == []  # neither progress nor `interrupted` recreated a partial record
+
+
+@pytest.mark.parametrize("record", [{"state": "interrupted"}, {"state": "running", "rows": "3"}])
+def test_an_incomplete_job_record_is_an_unknown_job(
+    client: Client, eager: Sent, batch_store: BatchStore, record: dict[str, str]
+) -> None:
+    batch_store.create_job("0123456789abcdef", record)
+    for call in (client.batch_status, client.resume_batch):
+        with pytest.raises(ZipscoreError) as caught:
+            call("0123456789abcdef")
+        assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+        assert caught.value.message.startswith("no batch job 0123456789abcdef")
+
+
+def test_updates_never_create_a_job(batch_store: BatchStore) -> None:
+    assert not batch_store.update_job("0123456789abcdef", {"state": "interrupted"})
+    assert batch_store.get_job("0123456789abcdef") is None
+    batch_store.create_job("0123456789abcdef", {"state": "running"})
+    assert batch_store.update_job("0123456789abcdef", {"state": "interrupted"})
+    assert batch_store.get_job("0123456789abcdef") == {"state": "interrupted"}
+
+
+@pytest.mark.usefixtures("eager")
+def test_cli_status_of_an_incomplete_record_is_an_unknown_job(
+    runner: CliRunner, batch_store: BatchStore
+) -> None:
+    batch_store.create_job("0123456789abcdef", {"state": "interrupted"})
+    done = runner.invoke(cli.cli, ["job", "status", "0123456789abcdef"])
+    assert done.exit_code == 2
+    assert done.stderr.startswith("zipscore: BAD_INPUT_FILE: no batch job")
 
 
 class LostResult:
@@ -483,6 +534,7 @@ def test_a_redelivered_chunk_after_it_was_written_is_not_scored_again(
     message = {"job": "abcdef0123456789", "chunk": 0, "version": version}
     message |= {"column": 0, "columns": 1, "newline": "\n"}
     batch_store.put_input("abcdef0123456789", 0, b"9000\n")
+    batch_store.create_job("abcdef0123456789", {"chunks_done": 0})
     assert chunks.score_message(batch_store, message)["rows"] == 1
     batch_store.update_job("abcdef0123456789", {"chunks_done": 1}, written_chunk=0)
     assert chunks.score_message(batch_store, message) == {"chunk": 0, "skipped": True}
