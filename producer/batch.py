@@ -14,6 +14,9 @@ How the guarantees are kept:
   index once. A chunk that has not completed within `batch_chunk_deadline_seconds`, or whose
   task failed (e.g. WorkerLostError after a SIGKILL), is sent again; a duplicate run writes
   the same value under the same key, and a late one for a written chunk is skipped.
+- One producer per job: a lease taken with SET NX, renewed from a thread for the whole run
+  and checked-and-set atomically (WATCH/MULTI on the holder's token); every write of the
+  job's state checks the lease in the same transaction, so a producer that lost it stops.
 - Resume: after each chunk is written (and flushed) the job hash records chunks done and the
   input and output byte offsets. A resumed run truncates the output to the recorded offset
   and cuts chunks again from the recorded input offset (chunking is deterministic), reusing
@@ -25,10 +28,11 @@ How the guarantees are kept:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
-import re
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,13 +44,15 @@ from pydantic import BaseModel
 
 from producer.csv_chunks import BOM, InputLayout, inspect_input, iter_chunks, read_chunk
 from producer.progress import Reporter
+from worker import batch_store
 from worker.batch import output_header
-from worker.batch_store import JOB_ID_PATTERN, BatchStore
+from worker.batch_store import BatchStore, is_job_id
 from worker.errors import ErrorCode, ZipscoreError
 from worker.settings import Settings
 
+logger = logging.getLogger(__name__)
+JOB_ID = batch_store.JOB_ID  # whole text only (\A...\Z); the gateway checks job ids with it
 FAILED_STATES = frozenset({"FAILURE", "REVOKED"})
-JOB_ID = re.compile(JOB_ID_PATTERN)
 STATE_CHECK_AFTER = 1.0  # seconds a chunk may run before its task state is looked at
 
 
@@ -107,6 +113,59 @@ class _Flight:
     sent_at: float
     attempts: int = 1
     checked_at: float = 0.0
+
+
+class _LeaseKeeper:
+    """Renews the job's lease from a thread every third of its TTL, whatever the job is doing.
+
+    Long steps (checking the whole input again, pinning the table, which may wait up to the
+    chunk deadline) never outlast the lease. `held()` is False once a renewal was refused
+    (someone else holds the job) or no renewal succeeded within the TTL (Redis unreachable,
+    or this process was paused): the job must stop, and write nothing more.
+    """
+
+    def __init__(self, store: BatchStore, job: str, owner: str, seconds: float) -> None:
+        self.store = store
+        self.job = job
+        self.owner = owner
+        self.seconds = seconds
+        self.renewed_at = time.monotonic()  # the lease was just taken
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._renew_until_stopped, name=f"lease-{job}", daemon=True
+        )
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew_until_stopped(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                renewed = self.store.renew_lease(self.job, self.owner, self.seconds)
+            except Exception as exc:  # Redis away for now: held() runs out by itself
+                logger.warning("job %s: lease not renewed (%s)", self.job, type(exc).__name__)
+                continue
+            if not renewed:
+                self.lost.set()
+                return
+            self.renewed_at = time.monotonic()
+
+    def held(self) -> bool:
+        """Whether the lease is still this producer's, as far as this process can tell."""
+        return not self.lost.is_set() and time.monotonic() - self.renewed_at < self.seconds
+
+    def check(self) -> None:
+        """Raise TIMEOUT unless the lease is still held."""
+        if not self.held():
+            raise ZipscoreError(
+                ErrorCode.TIMEOUT, f"job {self.job} was taken by another producer (lease lost)"
+            )
 
 
 def _quiet(job: str, total: int) -> Reporter:
@@ -193,10 +252,11 @@ class BatchRunner:
     # -- the job -------------------------------------------------------------------------
 
     def _job(self, job: str) -> dict[str, str]:
-        if not JOB_ID.match(job):
+        """The job's record; an unknown, expired or incomplete one is refused alike."""
+        if not is_job_id(job):
             raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"not a job id: {job[:40]!r}")
         record = self.store.get_job(job)
-        if record is None:
+        if record is None or not JOB_FIELDS.issubset(record):
             raise ZipscoreError(
                 ErrorCode.BAD_INPUT_FILE,
                 f"no batch job {job} (unknown, or expired after "
@@ -221,28 +281,64 @@ class BatchRunner:
     def _run(
         self, job: str, progress: ProgressFactory, layout: InputLayout | None = None
     ) -> BatchSummary:
-        """Run the job to its end; `layout` is given by a fresh start (checked and pinned)."""
+        """Run the job to its end; `layout` is given by a fresh start (checked and pinned).
+
+        The lease is renewed from a thread for the whole run (`_LeaseKeeper`), and every
+        write of the job's state checks, in the same Redis transaction, that this producer
+        still holds it: a producer that lost its lease stops and leaves the job alone.
+        """
         self._acquire(job)
+        keeper = _LeaseKeeper(self.store, job, self.owner, self.settings.batch_lease_seconds)
         try:
-            record = self._job(job)
-            if layout is None:
-                layout = _check_input(record)
-                self._pin(int(record["version"]))
-                self.store.update_job(job, {"state": "running"})
-            with (
-                layout.path.open("rb") as source,
-                _open_output(record) as sink,
-                progress(job, int(record["lines_total"])) as reporter,
-            ):
-                _JobLoop(self, job, record, source=source, sink=sink, reporter=reporter).run()
+            with keeper:
+                record = self._job(job)
+                if layout is None:
+                    layout = _check_input(record)
+                    self._pin(int(record["version"]))
+                    self._update(job, keeper, {"state": "running"})
+                with (
+                    layout.path.open("rb") as source,
+                    _open_output(record) as sink,
+                    progress(job, int(record["lines_total"])) as reporter,
+                ):
+                    _JobLoop(
+                        self,
+                        job,
+                        record,
+                        source=source,
+                        sink=sink,
+                        reporter=reporter,
+                        keeper=keeper,
+                    ).run()
             return _summary(job, self._job(job))
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.store.update_job(job, {"state": "interrupted"})
+            if keeper.held():
+                with contextlib.suppress(Exception):
+                    self.store.update_job(job, {"state": "interrupted"}, owner=self.owner)
             raise
         finally:
             with contextlib.suppress(Exception):
                 self.store.release_lease(job, self.owner)
+
+    def _update(
+        self,
+        job: str,
+        keeper: _LeaseKeeper,
+        fields: dict[str, Any],
+        *,
+        written_chunk: int | None = None,
+    ) -> None:
+        """Write the job's state if this producer still holds its lease; else stop."""
+        keeper.check()
+        if self.store.update_job(job, fields, written_chunk=written_chunk, owner=self.owner):
+            return
+        if self.store.get_job(job) is None:
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                f"job {job}'s record is gone from Redis (expired or evicted): score the file again",
+            )
+        keeper.lost.set()
+        keeper.check()
 
 
 class _JobLoop:
@@ -257,8 +353,10 @@ class _JobLoop:
         source: BinaryIO,
         sink: BinaryIO,
         reporter: Reporter,
+        keeper: _LeaseKeeper,
     ) -> None:
         self.runner = runner
+        self.keeper = keeper
         self.store = runner.store
         self.settings = runner.settings
         self.job = job
@@ -283,7 +381,6 @@ class _JobLoop:
         # Chunks a killed producer had in flight may be scored already: look before sending.
         self.reuse_below = self.next_write + self.settings.batch_in_flight
         self.in_flight: dict[int, _Flight] = {}
-        self.lease_renewed = self.started
 
     def run(self) -> None:
         chunks = iter_chunks(
@@ -314,7 +411,7 @@ class _JobLoop:
                     if index in self.in_flight:
                         self.in_flight[index].task = None  # its output is in Redis
                 self._resubmit_overdue()
-            self._renew_lease()
+            self.keeper.check()
         self._finish()
 
     def _send(self, index: int, data: bytes) -> Any:
@@ -337,6 +434,7 @@ class _JobLoop:
                 if flight.task is None:  # reused key expired meanwhile: score it again
                     self._resend(self.next_write, flight)
                 return wrote
+            self.keeper.check()  # never write the output after losing the lease
             self.sink.write(stored.data)
             self.sink.flush()
             self.output_offset += len(stored.data)
@@ -347,7 +445,7 @@ class _JobLoop:
             self.counts["invalid"] += stored.invalid
             del self.in_flight[self.next_write]
             self.next_write += 1
-            self.store.update_job(self.job, self._progress(), written_chunk=self.next_write - 1)
+            self._update(self._progress(), written_chunk=self.next_write - 1)
             self.reporter.update(self.counts["rows"])
             wrote = True
         return wrote
@@ -405,19 +503,24 @@ class _JobLoop:
         flight.sent_at = time.monotonic()
         flight.checked_at = 0.0
 
-    def _renew_lease(self) -> None:
-        now = time.monotonic()
-        if now - self.lease_renewed < self.settings.batch_lease_seconds / 3:
-            return
-        self.lease_renewed = now
-        seconds = self.settings.batch_lease_seconds
-        if not self.store.take_lease(self.job, self.runner.owner, seconds):
-            raise ZipscoreError(ErrorCode.TIMEOUT, f"job {self.job} was taken by another producer")
+    def _update(self, fields: dict[str, Any], *, written_chunk: int | None = None) -> None:
+        """Write the job's state if the lease is still held; else stop (TIMEOUT)."""
+        self.runner._update(self.job, self.keeper, fields, written_chunk=written_chunk)
 
     def _finish(self) -> None:
         fields = {**self._progress(), "state": "done", "chunks_total": self.next_write}
-        self.store.update_job(self.job, fields)
+        self._update(fields)
         self.store.redis.delete(self.store.done_key(self.job))
+
+
+# What every job record holds (`_new_job_fields`); a record without them all is not a job.
+JOB_FIELDS = frozenset(
+    {
+        "state", "input", "output", "fingerprint", "zipcode_column", "column", "columns",
+        "newline", "bom", "header", "lines_total", "chunk_size", "version", "chunks_done",
+        "input_offset", "output_offset", "rows", "ok", "unknown", "invalid", "seconds",
+    }
+)  # fmt: skip
 
 
 def _new_job_fields(

@@ -6,9 +6,12 @@
             ...   # chunk.index, chunk.start, chunk.end, chunk.data (whole rows, as bytes)
 
 Only the header is parsed as CSV here: the body is cut into chunks of `lines` lines on row
-boundaries without looking at fields (workers parse rows). A line ending is a row boundary
-only when the number of `"` since the chunk's start is even, so a line break inside a quoted
-field never splits a row (RFC 4180 quoting: `"` only inside quoted fields, doubled).
+boundaries without parsing fields (workers parse rows). A line ending is a row boundary
+unless it is inside a quoted field, so a line break inside a quoted field never splits a row.
+Quoting is RFC 4180's (`worker.batch.quote_state`): a `"` opens a quoted field only at the
+start of a field; inside one `""` is a quote and a lone `"` closes it; a `"` anywhere else
+(`1,5" disk,9000`) is literal text and never moves a row boundary. Text without `"` needs no
+state machine: one C-level search tells it has none.
 
 Chunks are a pure function of the input bytes, the start offset and `lines`: cutting again
 from a recorded offset (a resumed job) gives the same chunks, with the same indexes.
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from worker.batch import BYTE_MARKS, FIELD_START, IN_QUOTES, quote_state
 from worker.errors import ErrorCode, ZipscoreError
 
 BOM = b"\xef\xbb\xbf"
@@ -70,18 +74,21 @@ def refuse(path: Path, reason: str) -> ZipscoreError:
 def cut(buf: bytes, lines: int) -> int | None:
     """Where `lines` whole lines of `buf` end on a row boundary, or None if `buf` is short.
 
-    The cut is extended past further line endings while a quoted field is open.
+    `buf` starts at a row boundary. The cut is extended past further line endings while a
+    quoted field is open (RFC 4180 quoting, see the module docstring).
     """
     parts = buf.split(b"\n", lines)
     if len(parts) <= lines:
         return None
     end = len(buf) - len(parts[-1])
-    quotes = buf.count(b'"', 0, end)
-    while quotes % 2:
+    if buf.find(b'"', 0, end) < 0:  # the common case: no quotes, lines are rows
+        return end
+    state = quote_state(buf, 0, end, FIELD_START, BYTE_MARKS)
+    while state == IN_QUOTES:
         nxt = buf.find(b"\n", end)
         if nxt < 0:
             return None
-        quotes += buf.count(b'"', end, nxt + 1)
+        state = quote_state(buf, end, nxt + 1, state, BYTE_MARKS)
         end = nxt + 1
     return end
 
@@ -123,7 +130,8 @@ def inspect_input(path: Path, zipcode_column: str) -> InputLayout:
     """Read the header and check the whole body before any job exists.
 
     One pass over the file in fixed-size blocks (memory stays flat): UTF-8 throughout, no
-    NUL byte, balanced quotes; it also counts line endings for the progress bar.
+    NUL byte, every quoted field closed (a `"` that opens one at a field's start; a stray
+    `"` inside a field is text); it also counts line endings for the progress bar.
 
     Raises:
         ZipscoreError: BAD_INPUT_FILE naming what is wrong.
@@ -166,7 +174,7 @@ def inspect_input(path: Path, zipcode_column: str) -> InputLayout:
 def _scan_body(path: Path, handle: BinaryIO, start: int) -> int:
     decoder = codecs.getincrementaldecoder("utf-8")()
     handle.seek(start)
-    offset, lines, quotes, last = start, 0, 0, b"\n"
+    offset, lines, state, last = start, 0, FIELD_START, b"\n"
     while block := handle.read(SCAN_BLOCK):
         nul = block.find(b"\x00")
         if nul >= 0:
@@ -176,15 +184,19 @@ def _scan_body(path: Path, handle: BinaryIO, start: int) -> int:
         except UnicodeDecodeError as exc:
             raise refuse(path, f"not UTF-8 (bad byte near byte {offset + exc.start})") from None
         lines += block.count(b"\n")
-        quotes += block.count(b'"')
+        state = quote_state(block, 0, len(block), state, BYTE_MARKS)
         offset += len(block)
         last = block[-1:]
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         raise refuse(path, "not UTF-8 (the file ends inside a character)") from None
-    if quotes % 2:
-        raise refuse(path, 'unbalanced quotes: a quoted field is never closed (odd count of ")')
+    if state == IN_QUOTES:
+        raise refuse(
+            path,
+            'unbalanced quotes: a quoted field (opened by a " at the start of '
+            "a field) is never closed",
+        )
     return lines + (0 if last == b"\n" else 1)
 
 
@@ -196,7 +208,8 @@ def iter_chunks(
     Holds at most one chunk (and one read block) in memory.
 
     Raises:
-        ZipscoreError: BAD_INPUT_FILE if one row outgrows `max_bytes` (a stray quote).
+        ZipscoreError: BAD_INPUT_FILE if one row outgrows `max_bytes` (a quoted field
+            holding that many bytes of line breaks and text).
     """
     handle.seek(start)
     buf = b""
@@ -209,7 +222,7 @@ def iter_chunks(
                 raise ZipscoreError(
                     ErrorCode.BAD_INPUT_FILE,
                     f"a chunk of {lines} lines from byte {start} exceeds {max_bytes} bytes "
-                    '(a stray " opening a quoted field?)',
+                    "(one row, a quoted field with line breaks, that large?)",
                 )
             more = handle.read(read_size)
             if more:

@@ -7,7 +7,9 @@
 
 A chunk is whole rows of the input body (the producer cuts it on row boundaries). A row is
 one line, or several when a quoted field holds line breaks: a line ending is a row boundary
-only where the count of `"` since the start of the row is even (RFC 4180 quoting).
+unless it is inside a quoted field (RFC 4180 quoting, see `quote_state`). A `"` opens a
+quoted field only at the start of a field; anywhere else it is literal text and never moves
+a row boundary (the csv module then scores the row, or it is `malformed CSV quoting`).
 
 Each output row is the input row's own text, byte for byte (quoting included), without its
 line ending, followed by `,<risk_factor>,<status>,<error>` and `newline` (the input's line
@@ -22,9 +24,11 @@ keyed by the zipcode's text; csv parsing is used only for rows that contain quot
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import add
+from typing import AnyStr, Generic, NamedTuple
 
 from worker.validation import ZIPCODE_MAX, ZIPCODE_MIN
 
@@ -55,6 +59,97 @@ _NOT_A_NUMBER = _invalid(REASON_NOT_A_NUMBER)
 _OUT_OF_RANGE = _invalid(REASON_OUT_OF_RANGE)
 _MALFORMED = _invalid(REASON_MALFORMED)
 _EMPTY_ROW = _invalid(REASON_EMPTY_ROW)
+
+
+# Where a scan of CSV text stands, for `quote_state`.
+FIELD_START = 0  # at the start of a row or just after a `,`: a `"` here opens a quoted field
+IN_FIELD = 1  # inside an unquoted field (or after a closed quoted one): a `"` is literal
+IN_QUOTES = 2  # inside a quoted field: `,` and line breaks are text
+QUOTE_IN_QUOTES = 3  # just after a `"` inside a quoted field: `""` is a quote, else it closed
+
+# The rest of a quoted field after its opening `"` (or from inside it): text and `""` pairs,
+# then the closing `"`. Possessive, so it never backtracks into a `""` pair: a match ending
+# before the end of the scanned text is a closed field; one ending exactly there may be the
+# first half of a `""` pair; no match means the field is still open at the end.
+_QUOTED_REST = r'(?:[^"]++|"")*+"'
+# One field: quoted (closed, perhaps followed by text: bad quoting, yet one field), or
+# unquoted (not starting with `"`; any `"` in it is text), or empty. The alternatives differ
+# in their first character and every quantifier is possessive: matching is linear.
+_FIELD = rf'(?:"{_QUOTED_REST}[^,\n]*+|[^,\n"][^,\n]*+|)'
+_FIELDS = rf"{_FIELD}(?:,{_FIELD})*+"
+# As many whole rows (each up to its line ending) as follow from a field's start.
+_WHOLE_ROWS = rf"(?:{_FIELDS}\n)*+"
+# One whole row, without its line ending (findall gives the rows of a text in one call).
+_ROW = re.compile(rf"({_FIELDS})\n")
+
+
+class Marks(NamedTuple, Generic[AnyStr]):
+    """The characters and patterns `quote_state` looks for, as `str` or as `bytes`."""
+
+    quote: AnyStr
+    comma: AnyStr
+    newline: AnyStr
+    quoted_rest: re.Pattern[AnyStr]
+    whole_rows: re.Pattern[AnyStr]
+
+
+STR_MARKS = Marks('"', ",", "\n", re.compile(_QUOTED_REST), re.compile(_WHOLE_ROWS))
+BYTE_MARKS = Marks(
+    b'"', b",", b"\n", re.compile(_QUOTED_REST.encode()), re.compile(_WHOLE_ROWS.encode())
+)
+
+
+def quote_state(data: AnyStr, start: int, end: int, state: int, marks: Marks[AnyStr]) -> int:
+    """The scan state after `data[start:end]`, entered in `state` (RFC 4180 quoting).
+
+    `marks` is `STR_MARKS` or `BYTE_MARKS`, after `data`'s type. A `"` opens a quoted field
+    only at a field's start (a row's start, or after `,`); inside one, `""` is an escaped
+    quote and a lone `"` closes it; any other `"` is literal text. A line ending is a row
+    boundary exactly when the state after it is not `IN_QUOTES`.
+
+    Text without `"` is one C-level search (`find`). From the row holding the first `"`, the
+    whole rows that follow are crossed with one regex match; only the last, unfinished row
+    is walked quote by quote. States carry across calls, so text may be scanned in blocks
+    cut anywhere.
+    """
+    pos = start
+    while pos < end:
+        if state == IN_QUOTES:
+            closed = marks.quoted_rest.match(data, pos, end)
+            if closed is None:
+                return IN_QUOTES
+            pos = closed.end()
+            # Closed, unless the last `"` is the first half of a `""` cut off at `end`.
+            state = QUOTE_IN_QUOTES if pos == end else IN_FIELD
+        elif state == QUOTE_IN_QUOTES:
+            if data[pos : pos + 1] == marks.quote:  # an escaped quote
+                pos, state = pos + 1, IN_QUOTES
+            else:  # it closed the field: what follows is read as outside quotes
+                state = IN_FIELD
+        else:
+            pos, state = _outside_quotes(data, pos, end, state, marks)
+    return state
+
+
+def _outside_quotes(
+    data: AnyStr, pos: int, end: int, state: int, marks: Marks[AnyStr]
+) -> tuple[int, int]:
+    """One step of `quote_state` from outside a quoted field: the next position and state."""
+    found = data.find(marks.quote, pos, end)
+    if found < 0:
+        return end, FIELD_START if data[end - 1 : end] in (marks.comma, marks.newline) else IN_FIELD
+    row_start = data.rfind(marks.newline, pos, found) + 1
+    if row_start > pos:  # no quote before that line ending: it ended a row
+        pos, state = row_start, FIELD_START
+    if state == FIELD_START:
+        rows = marks.whole_rows.match(data, pos, end)
+        if rows is not None and rows.end() > pos:
+            return rows.end(), FIELD_START
+    if found == pos:
+        opens = state == FIELD_START
+    else:
+        opens = data[found - 1 : found] in (marks.comma, marks.newline)
+    return found + 1, IN_QUOTES if opens else IN_FIELD
 
 
 @dataclass(frozen=True)
@@ -109,25 +204,37 @@ def split_rows(text: str) -> list[str]:
     A line break inside a quoted field stays inside its row. Text after the last line
     ending (a last row without one) is a row too.
     """
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if '"' in text:
-        lines = _join_quoted(lines)
+    lines: list[str] = _ROW.findall(text) if '"' in text else []
+    # Whole rows back to back cover the text; else (no quotes, a last row without a line
+    # ending, an unterminated quoted field) rows are found line by line.
+    if sum(map(len, lines)) + len(lines) != len(text):
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        if '"' in text:
+            lines = _join_quoted(lines)
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _join_quoted(lines: list[str]) -> list[str]:
+    """Join the lines of rows whose quoted fields hold line breaks (see `quote_state`)."""
     rows: list[str] = []
     pending: list[str] = []
-    quotes = 0
+    state = FIELD_START
     for line in lines:
-        pending.append(line)
-        quotes += line.count('"')
-        if quotes % 2 == 0:
+        if '"' in line:
+            state = quote_state(line, 0, len(line), state, STR_MARKS)
+        if state == IN_QUOTES:  # the line break is inside a quoted field
+            pending.append(line)
+            continue
+        if pending:
+            pending.append(line)
             rows.append("\n".join(pending))
-            pending, quotes = [], 0
-    if pending:  # an unterminated quote at the very end: keep the text as one row
+            pending = []
+        else:
+            rows.append(line)
+        state = FIELD_START
+    if pending:  # an unterminated quoted field at the very end: keep the text as one row
         rows.append("\n".join(pending))
     return rows
 

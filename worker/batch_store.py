@@ -19,7 +19,8 @@ identical value: SET is safe to repeat.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,16 @@ import redis
 
 from worker.batch import ChunkResult
 
-# Job ids are chosen by the producer: 16 hex digits (uuid4), checked wherever they arrive.
-JOB_ID_PATTERN = r"^[a-f0-9]{8,32}$"
+# Job ids are chosen by the producer: 16 hex digits (uuid4), checked wherever they arrive,
+# always against the whole text: `\A...\Z`, so neither `match` nor `fullmatch` lets a
+# trailing newline through (which `$` would).
+JOB_ID_PATTERN = r"[a-f0-9]{8,32}"
+JOB_ID = re.compile(rf"\A{JOB_ID_PATTERN}\Z")
+
+
+def is_job_id(text: object) -> bool:
+    """Whether `text` is a job id, all of it."""
+    return isinstance(text, str) and JOB_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -142,19 +151,41 @@ class BatchStore:
         return {_bytes(k).decode(): _bytes(v).decode() for k, v in raw.items()}
 
     def update_job(
-        self, job: str, fields: Mapping[str, Any], *, written_chunk: int | None = None
-    ) -> None:
+        self,
+        job: str,
+        fields: Mapping[str, Any],
+        *,
+        written_chunk: int | None = None,
+        owner: str | None = None,
+    ) -> bool:
         """Record progress; with `written_chunk`, that chunk's input and output keys go too.
+
+        Nothing is written unless the job's hash exists (a job that expired is never
+        recreated with only the fields of one update), nor, with `owner`, unless `owner` still
+        holds the job's lease: checked and written in one transaction (WATCH/MULTI), so a
+        producer that lost its lease never writes the job's state. False when nothing was
+        written.
 
         The hash is updated before the key is deleted: after a crash between the two, a
         resumed producer finds the chunk recorded and never reads the stale key.
         """
-        pipe = self.redis.pipeline()
-        pipe.hset(self.job_key(job), mapping={k: _text(v) for k, v in fields.items()})
-        pipe.expire(self.job_key(job), self.ttl)
-        if written_chunk is not None:
-            pipe.delete(self.chunk_key(job, written_chunk), self.input_key(job, written_chunk))
-        pipe.execute()
+        key = self.job_key(job)
+        mapping = {k: _text(v) for k, v in fields.items()}
+
+        def write(pipe: Any) -> bool:
+            if not pipe.exists(key):
+                return False
+            if owner is not None and not _holds(pipe.get(self.lease_key(job)), owner):
+                return False
+            pipe.multi()
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, self.ttl)
+            if written_chunk is not None:
+                pipe.delete(self.chunk_key(job, written_chunk), self.input_key(job, written_chunk))
+            return True
+
+        watched = [key, self.lease_key(job)] if owner is not None else [key]
+        return self._transaction(write, *watched)
 
     def chunks_written(self, job: str) -> int | None:
         """How many chunks the producer has written (None for an unknown job)."""
@@ -163,20 +194,63 @@ class BatchStore:
 
     def take_lease(self, job: str, owner: str, seconds: float) -> bool:
         """Hold the job for `owner` (or renew its hold); False when someone else holds it."""
+        ms = max(1, int(seconds * 1000))
+        if self.redis.set(self.lease_key(job), owner, nx=True, px=ms):
+            return True
+        return self.renew_lease(job, owner, seconds)
+
+    def renew_lease(self, job: str, owner: str, seconds: float) -> bool:
+        """Extend `owner`'s hold on the job; False (and nothing changed) if it is not `owner`'s.
+
+        Checked and extended in one transaction: a lease that expired and was taken by
+        another producer between the check and the change is never extended.
+        """
         key = self.lease_key(job)
         ms = max(1, int(seconds * 1000))
-        if self.redis.set(key, owner, nx=True, px=ms):
-            return True
-        current = self.redis.get(key)
-        if current is not None and _bytes(current).decode() == owner:
-            self.redis.pexpire(key, ms)
-            return True
-        return False
 
-    def release_lease(self, job: str, owner: str) -> None:
-        current = self.redis.get(self.lease_key(job))
-        if current is not None and _bytes(current).decode() == owner:
-            self.redis.delete(self.lease_key(job))
+        def extend(pipe: Any) -> bool:
+            if not _holds(pipe.get(key), owner):
+                return False
+            pipe.multi()
+            pipe.pexpire(key, ms)
+            return True
+
+        return self._transaction(extend, key)
+
+    def release_lease(self, job: str, owner: str) -> bool:
+        """Free the job if `owner` still holds it (checked and deleted in one transaction)."""
+        key = self.lease_key(job)
+
+        def free(pipe: Any) -> bool:
+            if not _holds(pipe.get(key), owner):
+                return False
+            pipe.multi()
+            pipe.delete(key)
+            return True
+
+        return self._transaction(free, key)
+
+    def lease_holder(self, job: str) -> str | None:
+        """Who holds the job's lease, if anyone."""
+        raw = self.redis.get(self.lease_key(job))
+        return None if raw is None else _bytes(raw).decode()
+
+    def _transaction(self, change: Callable[[Any], bool], *watched: str) -> bool:
+        """Run `change` under WATCH of `watched` keys, retried if one changed before EXEC.
+
+        `change` reads (immediate mode), decides, then queues its writes after
+        `pipe.multi()`; what it returns is the answer.
+        """
+        outcome: Any = self.redis.transaction(
+            change,  # type: ignore[arg-type]  # redis-py types it as returning None
+            *watched,
+            value_from_callable=True,
+        )
+        return bool(outcome)
+
+
+def _holds(raw: bytes | str | None, owner: str) -> bool:
+    return raw is not None and _bytes(raw).decode() == owner
 
 
 def _bytes(value: bytes | str) -> bytes:

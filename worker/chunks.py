@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from worker import runtime
 from worker.batch import score_chunk
-from worker.batch_store import JOB_ID_PATTERN, BatchStore
+from worker.batch_store import BatchStore, is_job_id
 from worker.errors import ErrorCode, ZipscoreError
 from worker.zipcodes import ZipcodeStore
 
@@ -24,14 +31,24 @@ class ChunkMessage(BaseModel):
     """One `batch.score_chunk` message: which chunk of which job, and how to read its rows.
 
     The rows themselves wait in Redis under the chunk's input key (see worker/batch_store.py).
+    Strict: numbers must be JSON integers (no bools, floats or numeric strings).
     """
 
-    job: str = Field(pattern=JOB_ID_PATTERN)
+    model_config = ConfigDict(strict=True)
+
+    job: str
     chunk: int = Field(ge=0)
     version: int = Field(ge=0)
     column: int = Field(ge=0)
     columns: int = Field(ge=1)
     newline: Literal["\n", "\r\n"]
+
+    @field_validator("job")
+    @classmethod
+    def _job_id(cls, job: str) -> str:
+        if not is_job_id(job):
+            raise ValueError("not a job id")
+        return job
 
     @model_validator(mode="after")
     def _column_in_header(self) -> ChunkMessage:
@@ -49,13 +66,29 @@ def parse_message(message: object) -> ChunkMessage:
         raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"bad chunk message ({where})") from None
 
 
-def pin_table(store: ZipcodeStore, batch: BatchStore, version: int | None) -> dict[str, Any]:
+def parse_version(version: object) -> int | None:
+    """A `batch.pin_table` argument: None (a new job) or a table version, an int >= 0.
+
+    Raises:
+        ZipscoreError: BAD_INPUT_FILE for anything else (bools included).
+    """
+    if version is None or (type(version) is int and version >= 0):
+        return version
+    raise ZipscoreError(
+        ErrorCode.BAD_INPUT_FILE,
+        f"bad table version {str(version)[:20]!r}: expected an integer >= 0 or null",
+    )
+
+
+def pin_table(store: ZipcodeStore, batch: BatchStore, version: object) -> dict[str, Any]:
     """Copy the current risk table to Redis for a new job, or check a running job's copy.
 
     With `version=None` the current version is read with its rows (one statement, one
     snapshot) and stored under that version. With a version (a resumed job), its stored copy
     is kept alive; if it expired, it is stored again only if Postgres still holds that version.
+    Any other `version` (see `parse_version`) is refused before anything is read.
     """
+    version = parse_version(version)
     if version is not None and batch.has_table(version):
         return {"version": version}
     current, factors = store.snapshot()

@@ -48,7 +48,7 @@ def by_risk_factor(risk_factor: object) -> dict[str, Any]:
 
 
 @app.task(name="batch.pin_table", **RETRY)
-def pin_table(version: int | None = None) -> dict[str, Any]:
+def pin_table(version: object = None) -> dict[str, Any]:
     return answer(lambda: chunks.pin_table(runtime.store(), runtime.batch_store(), version))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from producer import cli
-from producer.batch import BatchRunner
+from producer.batch import BatchRunner, BatchSummary
 from producer.client import Client
 from producer.progress import Reporter
 from tests.unit.conftest import DictZipcodeStore
+from worker import batch_store as batch_store_module
 from worker import chunks
 from worker.batch_store import BatchStore
 from worker.cache import ResultCache
@@ -136,6 +139,28 @@ def test_redis_going_away_is_backend_unavailable(
     assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
 
 
+def test_stray_quotes_in_fields_neither_refuse_the_file_nor_merge_rows(
+    client: Client, eager: Sent, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(
+        b'policy,zipcode,note\nP0,9000,5" disk\nP1,1501,x\nP2,9170,"a\nb"\n'
+        b'P3,abc,y\nP4,1000,12" rack\n'
+    )
+    summary = client.score_file(source, tmp_path / "out.csv", chunk_size=2)
+    assert summary.rows == 5
+    with (tmp_path / "out.csv").open(newline="", encoding="utf-8") as f:
+        scored = list(csv.reader(f))
+    assert [row[:2] + row[3:5] for row in scored[1:]] == [
+        ["P0", "9000", "B", "ok"],
+        ["P1", "1501", "", "unknown"],
+        ["P2", "9170", "A", "ok"],
+        ["P3", "abc", "", "invalid"],
+        ["P4", "1000", "C", "ok"],
+    ]
+    assert [row[2] for row in scored[1:]] == ['5" disk', "x", "a\nb", "y", '12" rack']
+
+
 def test_the_output_may_not_overwrite_the_input(
     client: Client, eager: Sent, tmp_path: Path
 ) -> None:
@@ -231,12 +256,218 @@ def test_resume_refuses_an_input_that_changed(
     assert "changed" in caught.value.message
 
 
+def only_job(batch_store: BatchStore) -> str:
+    """The id of the one job in the store."""
+    keys = [k for k in batch_store.redis.scan_iter(match="unit:batch:job:*") if b":lease" not in k]
+    assert len(keys) == 1
+    name: str = keys[0].decode()
+    return name.rsplit(":", 1)[1]
+
+
+def test_two_producers_resuming_one_job_only_one_runs_it(
+    eager: Sent,
+    cache: ResultCache,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first resume pins the table for longer than the lease: the lease is kept meanwhile."""
+    client = Client(
+        settings(batch_lease_seconds=0.5, batch_poll_seconds=0.01),
+        cache=cache,
+        batch_store=batch_store,
+        timeout=1.0,
+    )
+    source = portfolio(tmp_path / "in.csv", 40)
+    with pytest.raises(Interrupt):
+        client.score_file(
+            source, tmp_path / "out.csv", chunk_size=5, progress=interrupting_after(10)
+        )
+    job_id = only_job(batch_store)
+    pin = chunks.pin_table
+    resume_pins: list[int] = []
+
+    def slow_pin(store: Any, batch: BatchStore, version: int | None) -> dict[str, Any]:
+        if version is not None:  # a resume: slower than the lease and the rival's patience
+            resume_pins.append(version)
+            time.sleep(2.0)
+        return pin(store, batch, version)
+
+    monkeypatch.setattr(chunks, "pin_table", slow_pin)
+    states: list[str] = []
+    update = BatchStore.update_job
+
+    def recording(self: BatchStore, job: str, fields: Any, **kw: Any) -> Any:
+        states.append(str(fields.get("state", "")))
+        return update(self, job, fields, **kw)
+
+    monkeypatch.setattr(BatchStore, "update_job", recording)
+    outcomes: dict[str, object] = {}
+
+    def resume(name: str) -> None:
+        try:
+            outcomes[name] = client.resume_batch(job_id)
+        except ZipscoreError as exc:
+            outcomes[name] = exc
+
+    first = threading.Thread(target=resume, args=("first",))
+    first.start()
+    time.sleep(0.1)
+    second = threading.Thread(target=resume, args=("second",))
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert len(resume_pins) == 1  # the second producer never got past the lease
+    assert isinstance(outcomes["first"], BatchSummary)
+    refused = outcomes["second"]
+    assert isinstance(refused, ZipscoreError)
+    assert refused.code is ErrorCode.TIMEOUT
+    assert "being run by another producer" in refused.message
+    assert "interrupted" not in states
+    check_output(tmp_path / "out.csv", 40)
+    assert client.batch_status(job_id).state == "done"
+
+
+def test_a_producer_that_lost_its_lease_stops_and_writes_no_state(
+    client: Client, eager: Sent, tmp_path: Path, batch_store: BatchStore
+) -> None:
+    taken: list[dict[str, str] | None] = []
+
+    class TakenOverAfter10Rows(Reporter):
+        def update(self, rows: int) -> None:
+            if rows >= 10 and not taken:  # the lease expired and another producer took it
+                batch_store.redis.set(batch_store.lease_key(self.job), "another:producer")
+                taken.append(batch_store.get_job(self.job))
+
+    with pytest.raises(ZipscoreError) as caught:
+        client.score_file(
+            portfolio(tmp_path / "in.csv", 40, multiline=False),
+            tmp_path / "out.csv",
+            chunk_size=5,
+            progress=lambda job, total: TakenOverAfter10Rows(job, total, None),
+        )
+    assert caught.value.code is ErrorCode.TIMEOUT
+    job_id = only_job(batch_store)
+    assert taken[0] is not None
+    assert taken[0]["chunks_done"] == "2"
+    assert batch_store.get_job(job_id) == taken[0]  # not one field written after the loss
+    assert batch_store.lease_holder(job_id) == "another:producer"  # and not released either
+
+
+def test_leases_are_renewed_and_released_only_by_their_holder(batch_store: BatchStore) -> None:
+    job = "0123456789abcdef"
+    batch_store.create_job(job, {"rows": 0})
+    assert batch_store.take_lease(job, "a", 10)
+    assert not batch_store.take_lease(job, "b", 10)
+    assert not batch_store.renew_lease(job, "b", 100)
+    assert not batch_store.release_lease(job, "b")
+    assert batch_store.lease_holder(job) == "a"
+    assert batch_store.redis.pttl(batch_store.lease_key(job)) <= 10_000
+    assert batch_store.renew_lease(job, "a", 100)
+    assert batch_store.redis.pttl(batch_store.lease_key(job)) > 10_000
+    assert not batch_store.update_job(job, {"rows": 1}, owner="b")
+    assert batch_store.update_job(job, {"rows": 1}, owner="a")
+    assert batch_store.release_lease(job, "a")
+    assert batch_store.lease_holder(job) is None
+    assert batch_store.take_lease(job, "b", 10)
+
+
+def test_a_lease_taken_over_between_check_and_renewal_is_not_extended(
+    batch_store: BatchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder's check reads its own token, then the lease expires and another takes it."""
+    job = "0123456789abcdef"
+    key = batch_store.lease_key(job)
+    assert batch_store.take_lease(job, "a", 10)
+    holds = batch_store_module._holds
+    stale_reads: list[bool] = []
+
+    def check_then_lose_it(raw: Any, owner: str) -> bool:
+        answer = holds(raw, owner)
+        if not stale_reads:
+            stale_reads.append(answer)
+            batch_store.redis.set(key, "b", px=5_000)  # a's lease ran out; b took it
+        return answer
+
+    monkeypatch.setattr(batch_store_module, "_holds", check_then_lose_it)
+    assert not batch_store.renew_lease(job, "a", 100)
+    assert stale_reads == [True]  # the first check was stale; the write did not happen
+    assert batch_store.lease_holder(job) == "b"
+    assert batch_store.redis.pttl(key) <= 5_000
+
+
 @pytest.mark.parametrize("job_id", ["nope", "0123456789abcdef"])
 def test_unknown_jobs_are_refused(client: Client, eager: Sent, job_id: str) -> None:
     for call in (client.batch_status, client.resume_batch):
         with pytest.raises(ZipscoreError) as caught:
             call(job_id)
         assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+
+
+@pytest.mark.parametrize("job_id", ["0123456789abcdef\n", "0123456789abcdef\r\n", " 0123456789"])
+def test_a_job_id_must_be_the_whole_text(
+    client: Client, eager: Sent, batch_store: BatchStore, job_id: str
+) -> None:
+    batch_store.create_job(job_id.strip(), {"state": "done"})  # so only the id check can refuse
+    for call in (client.batch_status, client.resume_batch):
+        with pytest.raises(ZipscoreError) as caught:
+            call(job_id)
+        assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+        assert caught.value.message.startswith("not a job id")
+    message = {**GOOD_MESSAGE, "job": job_id}
+    assert app.tasks["batch.score_chunk"].apply(args=[message]).get()["error"]["code"] == (
+        "BAD_INPUT_FILE"
+    )
+
+
+def test_a_job_record_that_expired_mid_run_is_not_recreated_and_reads_as_unknown(
+    client: Client, eager: Sent, tmp_path: Path, batch_store: BatchStore
+) -> None:
+    class ExpiresAfter10Rows(Reporter):
+        def update(self, rows: int) -> None:
+            if rows >= 10:
+                batch_store.redis.delete(batch_store.job_key(self.job))  # its TTL ran out
+
+    with pytest.raises(ZipscoreError) as caught:
+        client.score_file(
+            portfolio(tmp_path / "in.csv", 40, multiline=False),
+            tmp_path / "out.csv",
+            chunk_size=5,
+            progress=lambda job, total: ExpiresAfter10Rows(job, total, None),
+        )
+    assert "gone from Redis" in caught.value.message
+    keys = list(batch_store.redis.scan_iter(match="unit:batch:job:*"))
+    assert keys == []  # neither progress nor `interrupted` recreated a partial record
+
+
+@pytest.mark.parametrize("record", [{"state": "interrupted"}, {"state": "running", "rows": "3"}])
+def test_an_incomplete_job_record_is_an_unknown_job(
+    client: Client, eager: Sent, batch_store: BatchStore, record: dict[str, str]
+) -> None:
+    batch_store.create_job("0123456789abcdef", record)
+    for call in (client.batch_status, client.resume_batch):
+        with pytest.raises(ZipscoreError) as caught:
+            call("0123456789abcdef")
+        assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+        assert caught.value.message.startswith("no batch job 0123456789abcdef")
+
+
+def test_updates_never_create_a_job(batch_store: BatchStore) -> None:
+    assert not batch_store.update_job("0123456789abcdef", {"state": "interrupted"})
+    assert batch_store.get_job("0123456789abcdef") is None
+    batch_store.create_job("0123456789abcdef", {"state": "running"})
+    assert batch_store.update_job("0123456789abcdef", {"state": "interrupted"})
+    assert batch_store.get_job("0123456789abcdef") == {"state": "interrupted"}
+
+
+@pytest.mark.usefixtures("eager")
+def test_cli_status_of_an_incomplete_record_is_an_unknown_job(
+    runner: CliRunner, batch_store: BatchStore
+) -> None:
+    batch_store.create_job("0123456789abcdef", {"state": "interrupted"})
+    done = runner.invoke(cli.cli, ["job", "status", "0123456789abcdef"])
+    assert done.exit_code == 2
+    assert done.stderr.startswith("zipscore: BAD_INPUT_FILE: no batch job")
 
 
 class LostResult:
@@ -303,10 +534,15 @@ def test_a_redelivered_chunk_after_it_was_written_is_not_scored_again(
     message = {"job": "abcdef0123456789", "chunk": 0, "version": version}
     message |= {"column": 0, "columns": 1, "newline": "\n"}
     batch_store.put_input("abcdef0123456789", 0, b"9000\n")
+    batch_store.create_job("abcdef0123456789", {"chunks_done": 0})
     assert chunks.score_message(batch_store, message)["rows"] == 1
     batch_store.update_job("abcdef0123456789", {"chunks_done": 1}, written_chunk=0)
     assert chunks.score_message(batch_store, message) == {"chunk": 0, "skipped": True}
     assert not batch_store.has_chunk("abcdef0123456789", 0)
+
+
+GOOD_MESSAGE = {"job": "abcdef0123", "chunk": 0, "version": 1, "column": 0, "columns": 1}
+GOOD_MESSAGE |= {"newline": "\n"}
 
 
 @pytest.mark.parametrize(
@@ -325,12 +561,32 @@ def test_a_redelivered_chunk_after_it_was_written_is_not_scored_again(
         },
         {"job": "abcdef0123", "chunk": 0, "version": 1, "column": 3, "columns": 1, "newline": "\n"},
         {"job": "abcdef0123", "chunk": 0, "version": 1, "column": 0, "columns": 1, "newline": "\r"},
+        *(
+            {**GOOD_MESSAGE, field: value}
+            for field in ("chunk", "version", "column", "columns")
+            for value in (True, False, "1", 1.0, None)
+        ),
     ],
 )
 @pytest.mark.usefixtures("eager")
 def test_bad_chunk_messages_get_an_error_envelope(message: object) -> None:
     answer = app.tasks["batch.score_chunk"].apply(args=[message]).get()
     assert answer["error"]["code"] == "BAD_INPUT_FILE"
+
+
+@pytest.mark.parametrize("version", [True, False, -1, "1", 1.0, [1], {"version": 1}, "latest"])
+@pytest.mark.usefixtures("eager")
+def test_pin_table_refuses_anything_but_a_version_or_null(version: object) -> None:
+    answer = app.tasks["batch.pin_table"].apply(args=[version]).get()
+    assert answer["error"]["code"] == "BAD_INPUT_FILE"
+    assert "table version" in answer["error"]["message"]
+
+
+@pytest.mark.usefixtures("eager")
+def test_pin_table_takes_null_or_a_version() -> None:
+    pinned = app.tasks["batch.pin_table"].apply(args=[None]).get()
+    assert app.tasks["batch.pin_table"].apply(args=[pinned["version"]]).get() == pinned
+    assert app.tasks["batch.pin_table"].apply().get() == pinned
 
 
 def test_a_resumed_job_whose_table_version_is_gone_is_refused(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,19 @@ from hypothesis import strategies as st
 
 from producer.csv_chunks import cut, inspect_input, iter_chunks
 from tests.unit.conftest import SAMPLE_RULES
-from worker.batch import ScoringTable, output_header, score_chunk, split_rows
+from worker.batch import (
+    BYTE_MARKS,
+    FIELD_START,
+    IN_FIELD,
+    IN_QUOTES,
+    QUOTE_IN_QUOTES,
+    STR_MARKS,
+    ScoringTable,
+    output_header,
+    quote_state,
+    score_chunk,
+    split_rows,
+)
 from worker.errors import ErrorCode, ZipscoreError
 from worker.risk_table import expand
 
@@ -88,6 +101,40 @@ def test_split_rows_joins_lines_of_a_quoted_field() -> None:
     assert split_rows('a,"b\nc"\r\nd,e\n') == ['a,"b\nc"', "d,e"]
 
 
+def test_a_stray_quote_inside_a_field_is_text_and_keeps_one_output_row_per_row() -> None:
+    # Two rows with a `"` inside an unquoted field used to merge the three rows between them.
+    text = '1,9000,x\n2,9000,5" disk\n3,9170,y\n4,1000,z\n5,1315,12" rack\n'
+    assert score(text) == [
+        "1,9000,x,B,ok,",
+        '2,9000,5" disk,B,ok,',
+        "3,9170,y,A,ok,",
+        "4,1000,z,C,ok,",
+        '5,1315,12" rack,B,ok,',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        ('a"b,c\nd,e\n', ['a"b,c', "d,e"]),  # literal: not at a field's start
+        ('a,"b""\nc",d\ne\n', ['a,"b""\nc",d', "e"]),  # "" inside quotes is a quote
+        ('a,"b"\nc"\n', ['a,"b"', 'c"']),  # a lone " closes; the next one is literal
+        ('"a\nb"\n"c"\r\n', ['"a\nb"', '"c"']),  # quoted at a row's start, CRLF
+        ('a,"b"x\nc\n', ['a,"b"x', "c"]),  # text after a closing quote: a bad row, not two
+        ('a, "b\nc\n', ['a, "b', "c"]),  # a space before " makes it literal (as csv does)
+    ],
+)
+def test_split_rows_follows_rfc_4180_quoting(text: str, rows: list[str]) -> None:
+    assert split_rows(text) == rows
+
+
+def test_quoting_the_csv_module_cannot_read_is_one_invalid_row() -> None:
+    assert score('1,"9000"x,y\n2,9000,z\n') == [
+        '1,"9000"x,y,,invalid,malformed CSV quoting',
+        "2,9000,z,B,ok,",
+    ]
+
+
 # -- cutting ---------------------------------------------------------------------------------
 
 
@@ -98,6 +145,22 @@ def test_cut_extends_past_a_line_break_inside_quotes() -> None:
     assert cut(buf, 2) == len(b'1,"a\nb"\n')
     assert cut(buf, 3) == len(b'1,"a\nb"\n2,c\n')
     assert cut(buf, 5) is None
+
+
+def test_cut_ignores_a_stray_quote_inside_a_field() -> None:
+    buf = b'1,5" disk,9000\n2,x,9000\n3,"a\nb",9000\n'
+    assert cut(buf, 1) == len(b'1,5" disk,9000\n')
+    assert cut(buf, 3) == len(buf)  # the quoted line break still joins its row
+
+
+def test_stray_quotes_far_apart_never_make_a_chunk_outgrow_the_limit(tmp_path: Path) -> None:
+    rows = [b"1,9000,x\n"] * 2000
+    rows[10] = rows[1500] = b'1,9000,5" disk\n'
+    path = write(tmp_path, b"id,zipcode,note\n" + b"".join(rows))
+    layout = inspect_input(path, "zipcode")  # accepted: the quotes are text
+    with path.open("rb") as f:
+        chunks = list(iter_chunks(f, layout.body_start, 0, lines=100, max_bytes=2000))
+    assert [c.data.count(b"\n") for c in chunks] == [100] * 20
 
 
 def write(tmp_path: Path, data: bytes, name: str = "in.csv") -> Path:
@@ -116,6 +179,8 @@ def write(tmp_path: Path, data: bytes, name: str = "in.csv") -> Path:
         (b"id,zip\n1,9000\n", "no column 'zipcode' in the header (columns: 'id', 'zip')"),
         (b"Zipcode,ZIPCODE \n1,2\n", "2 columns are called 'zipcode'"),
         (b'zipcode,x\n9000,"open\n', "unbalanced quotes"),
+        (b'zipcode,x\n9000,5" a\n9000,"open\n9000,b\n', "unbalanced quotes"),
+        (b'zipcode,x\n9000,"open ""still"" open\n', "unbalanced quotes"),
         (b"zipcode\n9000\n\xc3", "ends inside a character"),
         (b"zipcode\n" + "é".encode("latin-1") + b"\n", "not UTF-8 (bad byte near byte 8)"),
     ],
@@ -127,6 +192,14 @@ def test_files_that_cannot_be_scored_are_refused_up_front(
         inspect_input(write(tmp_path, data), "zipcode")
     assert caught.value.code is ErrorCode.BAD_INPUT_FILE
     assert reason in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "body", [b'9000,5" disk\n', b'9000,a"\n9000,b"\n9000,"c\n"""\n', b'9000,"x"\n9000,y"']
+)
+def test_quotes_that_are_text_or_closed_are_accepted(tmp_path: Path, body: bytes) -> None:
+    layout = inspect_input(write(tmp_path, b"zipcode,x\n" + body), "zipcode")
+    assert layout.lines == body.count(b"\n") + (not body.endswith(b"\n"))
 
 
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:
@@ -214,6 +287,108 @@ def test_split_score_reassemble_keeps_order_and_loses_nothing(
     for row in scored:
         expected = sample_table().suffix(row[1]).split(",")[1:]
         assert row[3:] == expected
+
+
+# Rows written by hand, quoting included: unquoted fields with stray `"` (text, never at a
+# field's start), RFC 4180 quoted fields holding commas, line breaks and doubled quotes, and
+# quoted fields followed by text (bad quoting the csv module refuses).
+plain_char = st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00\r\n,")
+stray_field = st.one_of(
+    st.text(alphabet=st.sampled_from('a9 "'), max_size=6),
+    st.text(alphabet=plain_char, max_size=6),
+).filter(lambda text: not text.startswith('"'))
+quoted_field = st.text(alphabet=st.one_of(st.sampled_from('",\n\r'), plain_char), max_size=6).map(
+    lambda text: '"' + text.replace('"', '""') + '"'
+)
+trailing_text = stray_field.filter(lambda text: text != "")
+raw_field = st.one_of(
+    stray_field,
+    quoted_field,
+    st.integers(min_value=900, max_value=10_000).map(str),
+    st.tuples(quoted_field, trailing_text).map("".join),
+)
+
+
+def reference_state(text: str) -> int:
+    """RFC 4180 quoting read one character at a time: the plain version of `quote_state`."""
+    state = FIELD_START
+    for char in text:
+        if state == IN_QUOTES:
+            state = QUOTE_IN_QUOTES if char == '"' else IN_QUOTES
+        elif state == QUOTE_IN_QUOTES and char == '"':
+            state = IN_QUOTES
+        elif char == '"':
+            state = IN_QUOTES if state == FIELD_START else IN_FIELD
+        else:
+            state = FIELD_START if char in ",\n" else IN_FIELD
+    return state
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from('"",\n\rab'), max_size=40),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=4),
+)
+def test_quote_state_in_blocks_is_the_plain_state_machine(text: str, cuts: list[int]) -> None:
+    bounds = sorted({0, len(text), *(min(c, len(text)) for c in cuts)})
+    state = FIELD_START
+    for start, end in itertools.pairwise(bounds):
+        assert quote_state(text, start, end, state, STR_MARKS) == reference_state(text[:end])
+        state = quote_state(text, start, end, state, STR_MARKS)
+    data = text.encode()
+    assert quote_state(data, 0, len(data), FIELD_START, BYTE_MARKS) == reference_state(text)
+
+
+def reference_suffix(row: str, columns: int) -> str:
+    """What a row should get, from the csv module alone (strict RFC 4180 reading)."""
+    if row == "":
+        return ",,invalid,empty row"
+    try:
+        parsed = list(csv.reader([row], strict=True))
+    except csv.Error:
+        return ",,invalid,malformed CSV quoting"
+    if len(parsed) != 1:
+        return ",,invalid,malformed CSV quoting"
+    if len(parsed[0]) != columns:
+        return f",,invalid,expected {columns} columns but found {len(parsed[0])}"
+    return sample_table().suffix(parsed[0][1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(raw_field, min_size=1, max_size=4).map(",".join), max_size=30),
+    lines=st.integers(min_value=1, max_value=12),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    again_from=st.integers(min_value=0, max_value=40),
+)
+def test_one_output_row_per_input_row_whatever_the_quotes(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[str],
+    lines: int,
+    newline: str,
+    again_from: int,
+) -> None:
+    body = "".join(row + newline for row in rows)
+    path = tmp_path_factory.mktemp("quotes") / "in.csv"
+    path.write_bytes(("note,zipcode,other" + newline + body).encode("utf-8"))
+    layout = inspect_input(path, "zipcode")  # never refused: every quoted field is closed
+    with path.open("rb") as f:
+        chunks = list(iter_chunks(f, layout.body_start, 0, lines=lines, max_bytes=1 << 20))
+        if chunks:  # cutting again from any chunk's start gives the same chunks (resume)
+            k = again_from % len(chunks)
+            again = iter_chunks(f, chunks[k].start, k, lines=lines, max_bytes=1 << 20)
+            assert list(again) == chunks[k:]
+    output = "".join(
+        score_chunk(c.data.decode(), sample_table(), column=1, columns=3, newline=newline).text
+        for c in chunks
+    )
+    at = 0
+    for row in rows:  # each output row: the input row's exact text, then its three columns
+        assert output.startswith(row, at)
+        end = output.index(newline, at + len(row))
+        assert output[at + len(row) : end] == reference_suffix(row, 3)
+        at = end + len(newline)
+    assert at == len(output)
 
 
 def test_a_table_knows_every_zipcode_of_the_range() -> None:
