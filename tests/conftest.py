@@ -7,8 +7,10 @@ touches a running `make run` (or another test run) on the same Postgres and Redi
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -40,3 +42,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for tier in TIERS:
             if tier in item.path.parts:
                 item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """CLI commands invoked in-process configure logging; no test inherits another's."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
