@@ -24,6 +24,7 @@ from psycopg_pool import PoolTimeout
 from worker import chunks, lookups, runtime
 from worker.celery_app import app
 from worker.errors import ErrorCode, ZipscoreError
+from worker.settings import TASK_RETRY_BACKOFF_MAX_SECONDS
 
 logger = logging.getLogger(__name__)
 # Every zipscore message is a few ids or values (a chunk's rows wait in Redis, not in the
@@ -34,7 +35,7 @@ TRANSIENT = (psycopg.OperationalError, PoolTimeout, redis.ConnectionError, redis
 RETRY = {
     "autoretry_for": TRANSIENT,
     "retry_backoff": 1,
-    "retry_backoff_max": 20,
+    "retry_backoff_max": TASK_RETRY_BACKOFF_MAX_SECONDS,
     "retry_jitter": True,
     "max_retries": 5,
 }
