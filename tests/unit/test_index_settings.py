@@ -145,7 +145,7 @@ def test_the_defaults_hold_a_message_far_below_the_visibility_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS")  # the run's fast policy
-    defaults = Settings(_env_file=None)
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
     # 90 s hard limit + 300 s index countdown = 390 s, against a one-hour visibility timeout.
     assert defaults.longest_unacknowledged_seconds == 390
     assert defaults.visibility_timeout_seconds == 3_600

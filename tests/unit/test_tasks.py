@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
@@ -109,7 +110,10 @@ def test_a_message_that_does_not_fit_the_task_is_refused_once(
     code: str,
     store: DictZipcodeStore,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(tasks.logger, "disabled", False)  # Celery's set-up may disable it
+    caplog.set_level(logging.WARNING, logger=tasks.logger.name)
     result = app.tasks[name].apply(args=args, kwargs=kwargs, task_id="poison-1")
     assert result.state == "SUCCESS"  # acknowledged with an answer: never retried
     assert result.get()["error"]["code"] == code
