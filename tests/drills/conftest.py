@@ -101,11 +101,9 @@ def seed(conn: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def private_postgres(
-    tmp_path_factory: pytest.TempPathFactory, services: None
-) -> Iterator[PostgresCluster]:
+def private_postgres(services: None) -> Iterator[PostgresCluster]:
     """A Postgres cluster of the drills' own, password auth, migrated and loaded; stoppable."""
-    cluster = PostgresCluster(tmp_path_factory.mktemp("pg"), password=f"pw-{uuid.uuid4().hex}")
+    cluster = PostgresCluster(password=f"pw-{uuid.uuid4().hex}")
     try:
         cluster.start()
         with contextlib.closing(cluster.connect()) as conn:

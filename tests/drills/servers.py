@@ -5,7 +5,7 @@ is stopped by its `close()` (fixtures and the soak script call it in a `finally`
 
     redis = RedisServer(tmp / "redis", password="s3cret")   # append-only file on
     redis.start(); redis.stop(); redis.start()              # a broker restart, same data
-    pg = PostgresCluster(tmp / "pg", password="s3cret")      # initdb, scram-sha-256 auth
+    pg = PostgresCluster(password="s3cret")                  # initdb, scram-sha-256 auth
     worker = WorkerProcess(env, tmp / "worker.log", queues="lookups")
 """
 
@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -106,16 +107,19 @@ def _as_postgres() -> list[str]:
 
 
 class PostgresCluster:
-    """A private Postgres cluster (initdb) on a free port, password auth (scram-sha-256)."""
+    """A private Postgres cluster (initdb) on a free port, password auth (scram-sha-256).
 
-    def __init__(self, directory: Path, password: str, user: str = "zipscore") -> None:
-        self.directory = directory
+    Its files live in a directory of its own under the system's temporary directory (the
+    `postgres` user must reach it), removed by `close()`.
+    """
+
+    def __init__(self, password: str, user: str = "zipscore") -> None:
+        self.directory = directory = Path(tempfile.mkdtemp(prefix="zipscore-drill-pg-"))
         self.data = directory / "data"
         self.password = password
         self.user = user
         self.port = free_port()
         self.running = False
-        directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
             os.chown(directory, owner.pw_uid, owner.pw_gid)
@@ -164,6 +168,7 @@ class PostgresCluster:
     def close(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError):
             self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def connect(self, database: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(self.url(database), autocommit=True, connect_timeout=5)
