@@ -2,6 +2,7 @@
 
     send N FIRST        send N lookups (zipcodes FIRST..) without waiting; prints their ids
     lookups N FIRST     ask N lookups through the client, one after another; prints a summary
+    raw NAME ID ARGS    send task NAME with id ID and the JSON list ARGS, as it is (no checks)
 
 Its settings come from the environment, as any producer's do.
 """
@@ -45,6 +46,11 @@ def lookups(count: int, first: int) -> dict[str, object]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[0] == "raw":
+        name, task_id, args = argv[1], argv[2], json.loads(argv[3])
+        Client().app.send_task(name, args=args, task_id=task_id)
+        print(json.dumps({"ids": [task_id]}))
+        return 0
     command, count, first = argv[0], int(argv[1]), int(argv[2])
     result = send(count, first) if command == "send" else lookups(count, first)
     print(json.dumps(result))
