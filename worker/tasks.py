@@ -11,6 +11,7 @@ error, logged once with its id, acknowledged and never retried (a poison message
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -49,6 +50,11 @@ def answer(compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return exc.to_json()
 
 
+@functools.cache
+def _signature(run: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(run)
+
+
 def refusal(
     run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], limit: int
 ) -> str | None:
@@ -57,7 +63,7 @@ def refusal(
     if size > limit:
         return f"message of {size} bytes is over the {limit}-byte limit"
     try:
-        inspect.signature(run).bind(*args, **kwargs)
+        _signature(run).bind(*args, **kwargs)
     except TypeError as exc:
         return f"arguments do not fit the task ({exc})"
     return None
