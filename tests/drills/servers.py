@@ -185,14 +185,16 @@ class WorkerProcess:
         queues: str = "lookups,batch,index",
         concurrency: int = 2,
         extra: Sequence[str] = (),
+        loglevel: str = "INFO",
     ) -> None:
+        """Start the worker; with loglevel INFO, wait for its "ready." line."""
         self.log = log
         with log.open("ab") as sink:
             self.process = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", queues),
                     *("-c", str(concurrency), "-n", f"drill-{log.stem}-{os.getpid()}@%h"),
-                    *("--loglevel", "INFO", "--without-mingle", "--without-gossip"),
+                    *("--loglevel", loglevel, "--without-mingle", "--without-gossip"),
                     *extra,
                 ],
                 cwd=ROOT,
@@ -201,7 +203,8 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_until(self.ready, 60, f"the worker to start (log: {self.text()[-2000:]})", 0.1)
+        if loglevel == "INFO":
+            wait_until(self.ready, 60, "the worker to start", 0.1)
 
     @property
     def pid(self) -> int:
@@ -211,6 +214,7 @@ class WorkerProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def ready(self) -> bool:
+        """Whether the worker logged "ready."; AssertionError if it exited."""
         if self.process.poll() is not None:
             raise AssertionError(f"the worker exited:\n{self.text()[-3000:]}")
         return "ready." in self.text()

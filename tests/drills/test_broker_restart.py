@@ -42,11 +42,11 @@ def test_a_broker_restart_loses_no_job(
     env = {**drill_env, "ZIPSCORE_BATCH_CHUNK_DEADLINE_SECONDS": "3"}
     prefix = env["ZIPSCORE_REDIS_PREFIX"]
     worker = start_worker(env)
-    rows = scaled(20_000, 200_000)
+    rows = scaled(10_000, 200_000)
     source = portfolio(tmp_path / "in.csv", rows)
     batch = producer(env, "score", str(source), "-o", str(tmp_path / "out.csv"),
                      "--chunk-size", "500", "--json")  # fmt: skip
-    sent = run_producer(env, "send", str(scaled(300, 3000)), "2000")["ids"]
+    sent = run_producer(env, "send", str(scaled(200, 3000)), "2000")["ids"]
 
     # When: Redis stops while those lookups and the batch are in the queue.
     redis_server.stop()

@@ -36,7 +36,7 @@ def test_a_warm_shutdown_finishes_in_flight_work_and_loses_nothing(
 ) -> None:
     prefix = drill_env["ZIPSCORE_REDIS_PREFIX"]
     first = start_worker(drill_env, queues="lookups")
-    sent = run_producer(drill_env, "send", str(scaled(200, 2000)), "3000")["ids"]
+    sent = run_producer(drill_env, "send", str(scaled(100, 2000)), "3000")["ids"]
     wait_until(lambda: len(succeeded(first)) > 0, 30, "the first answers")
     assert first.terminate() == 0  # SIGTERM while the queue is still full
     second = start_worker(drill_env, queues="lookups")
@@ -56,7 +56,7 @@ def test_a_killed_worker_s_tasks_are_held_and_delivered_again(
            "ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS": "1"}  # fmt: skip
     prefix = env["ZIPSCORE_REDIS_PREFIX"]
     first = start_worker(env, queues="lookups")
-    sent = run_producer(env, "send", str(scaled(200, 2000)), "4000")["ids"]
+    sent = run_producer(env, "send", str(scaled(100, 2000)), "4000")["ids"]
     wait_until(lambda: len(succeeded(first)) > 0, 30, "the first answers")
     first.kill()  # SIGKILL: no shutdown, no acknowledgement of what it held
     answered_before = set(succeeded(first))
