@@ -62,7 +62,7 @@ test-repeat: install ## run the whole suite twice more (CI's repeatability gate)
 
 DRILLS_ARGS ?=
 drills: install ## full reliability drills (faults, hostile input, secrets) and the 60 s soak table
-	ZIPSCORE_DRILLS=full python -m pytest -m drill --no-cov -s $(DRILLS_ARGS)
+	ZIPSCORE_DRILLS=full python -m pytest -m drill --no-cov -s --timeout 900 $(DRILLS_ARGS)
 	python ops/drills/soak.py --seconds 60 --phase-seconds 10
 
 security: install ## bandit (medium severity and up) and pip-audit of the lock file

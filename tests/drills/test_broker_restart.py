@@ -10,6 +10,7 @@ once, in order (resumed by its job id when its producer gave up during the outag
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_a_broker_restart_loses_no_job(
     stdout, stderr = batch.communicate(timeout=scaled(120, 600))
     if batch.returncode != 0:
         assert json.loads(stdout)["error"]["code"] == "BACKEND_UNAVAILABLE", stderr
-        job = stderr.split("zipscore score --resume ")[-1].split()[0]
+        job = re.findall(r"--resume ([0-9a-f]{16})", stderr)[-1]
         resumed = console("score", "--resume", job, "--json", env=env)
         assert resumed.returncode == 0, resumed.stderr
     check(tmp_path / "out.csv", rows)
