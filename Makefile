@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test test-repeat lint format typecheck coverage security mutation bench bench-gateway profile clean doctor migrate load-sample
+.PHONY: help install browser run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,11 @@ test-repeat: install ## run the whole suite twice more (CI's repeatability gate)
 	  python -m pytest -q $(PYTEST_ARGS) || exit 1; \
 	  echo "suite run $$run: $$(( $$(date +%s) - start )) s"; \
 	done
+
+DRILLS_ARGS ?=
+drills: install ## full reliability drills (faults, hostile input, secrets) and the 60 s soak table
+	ZIPSCORE_DRILLS=full python -m pytest -m drill --no-cov -s --timeout 900 $(DRILLS_ARGS)
+	python ops/drills/soak.py --seconds 60 --phase-seconds 10
 
 security: install ## bandit (medium severity and up) and pip-audit of the lock file
 	bandit -q -r worker producer -ll

@@ -63,8 +63,14 @@ class ResultCache:
 
     def put(self, version: int, kind: str, name: object, answer: dict[str, Any]) -> None:
         """Cache an answer computed from table `version`, and make that version known."""
-        self._redis.set(self.key(version, kind, name), json.dumps(answer), ex=self._ttl)
-        self.publish_version(version)
+        # One round trip in the common case (the version is already current); the guarded
+        # transaction only when this answer's version is newer than the published one.
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self.key(version, kind, name), json.dumps(answer), ex=self._ttl)
+        pipe.get(self.version_key)
+        _, current = pipe.execute()
+        if current is None or int(current) < version:
+            self.publish_version(version)
 
 
 def redis_client(url: str) -> redis.Redis:

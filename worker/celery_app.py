@@ -77,6 +77,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "task_track_started": True,
         "worker_hijack_root_logger": False,
+        # Refused messages (pickle, broken bodies): one log line with the id, then dropped.
+        "worker_consumer": "worker.consumer:RefusingConsumer",
         "task_queues": [Queue(name) for name in QUEUES],
         "task_default_queue": "lookups",
         "task_routes": {

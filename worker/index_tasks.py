@@ -15,9 +15,10 @@ from typing import Any
 
 from worker import index, runtime
 from worker.celery_app import app
+from worker.errors import ErrorCode
 from worker.settings import Settings, get_settings
 from worker.statbel import SourceUnavailable
-from worker.tasks import RETRY, TRANSIENT, answer
+from worker.tasks import RETRY, TRANSIENT, answer, guarded
 
 
 def retry_policy(settings: Settings) -> dict[str, Any]:
@@ -39,7 +40,11 @@ def longest_retry_wait(settings: Settings) -> int:
     )
 
 
-@app.task(name="index.refresh", **retry_policy(get_settings()))
+@app.task(
+    name="index.refresh",
+    **guarded(ErrorCode.INDEX_UNAVAILABLE),
+    **retry_policy(get_settings()),
+)
 def refresh(if_empty: object = False) -> dict[str, Any]:
     settings = get_settings()
     return index.refresh(
@@ -51,7 +56,7 @@ def refresh(if_empty: object = False) -> dict[str, Any]:
     )
 
 
-@app.task(name="index.latest", **RETRY)
+@app.task(name="index.latest", **guarded(ErrorCode.WRONG_YEAR), **RETRY)
 def latest(base_year: object) -> dict[str, Any]:
     settings = get_settings()
     return answer(

@@ -30,6 +30,8 @@ STATBEL_URL = (
     "208b69bd-05c5-4947-b7f9-2d2300f517b8/result/JSON"
 )
 _CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
+# The longest countdown of a lookup or batch task's retry (worker/tasks.py RETRY).
+TASK_RETRY_BACKOFF_MAX_SECONDS = 20
 
 
 class Settings(BaseSettings):
@@ -127,16 +129,24 @@ class Settings(BaseSettings):
     def _index_choices_fit(self) -> Settings:
         if self.index_default_base_year not in self.index_base_years:
             raise ValueError("ZIPSCORE_INDEX_DEFAULT_BASE_YEAR must be one of the base years")
-        # A retried message waits unacknowledged in the worker until its countdown ends:
-        # a countdown near the visibility timeout would let Redis hand it out twice.
-        if (self.index_retry_backoff_max_seconds + self.task_time_limit) * 2 > (
-            self.visibility_timeout_seconds
-        ):
+        # Redis hands a message to another worker once it has been unacknowledged for the
+        # visibility timeout. A message is held unacknowledged while it runs (at most the hard
+        # time limit) or while its retry countdown runs: keep both, twice over, under it, or
+        # a slow task or a retried one would run twice.
+        if self.longest_unacknowledged_seconds * 2 > self.visibility_timeout_seconds:
             raise ValueError(
-                "ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS plus the task time limit must stay "
-                "under half of ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS"
+                "ZIPSCORE_TASK_TIME_LIMIT plus the longest retry countdown "
+                f"({self.longest_unacknowledged_seconds} s in all, with "
+                "ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS) must stay under half of "
+                "ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS, or a task can be delivered twice"
             )
         return self
+
+    @property
+    def longest_unacknowledged_seconds(self) -> int:
+        """The longest a worker holds one message unacknowledged: a run or a retry countdown."""
+        countdown = max(TASK_RETRY_BACKOFF_MAX_SECONDS, self.index_retry_backoff_max_seconds)
+        return self.task_time_limit + countdown
 
     @property
     def index_refresh_crontab(self) -> tuple[str, str, str, str, str]:

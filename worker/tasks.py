@@ -3,10 +3,18 @@
 Task names are explicit and namespaced so producers send them by name. Each task answers
 with the contract's JSON: the answer itself, or `{"error": {"code", "message"}}` when the
 input is refused; infrastructure faults are retried with backoff and jitter.
+
+Every task runs through `GuardedTask`: a message whose arguments do not fit the task's
+signature, or that is larger than `MAX_MESSAGE_BYTES`, is refused with the task's contract
+error, logged once with its id, acknowledged and never retried (a poison message).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,13 +25,19 @@ from psycopg_pool import PoolTimeout
 import worker.db  # noqa: F401  (connects the signals that open each pool process's pool)
 from worker import chunks, lookups, runtime
 from worker.celery_app import app
-from worker.errors import ZipscoreError
+from worker.errors import ErrorCode, ZipscoreError
+from worker.settings import TASK_RETRY_BACKOFF_MAX_SECONDS
+
+logger = logging.getLogger(__name__)
+# Every zipscore message is a few ids or values (a chunk's rows wait in Redis, not in the
+# message): 16 KiB is generous, and anything larger is refused before it is used.
+MAX_MESSAGE_BYTES = 16_384
 
 TRANSIENT = (psycopg.OperationalError, PoolTimeout, redis.ConnectionError, redis.TimeoutError)
 RETRY = {
     "autoretry_for": TRANSIENT,
     "retry_backoff": 1,
-    "retry_backoff_max": 20,
+    "retry_backoff_max": TASK_RETRY_BACKOFF_MAX_SECONDS,
     "retry_jitter": True,
     "max_retries": 5,
 }
@@ -37,22 +51,60 @@ def answer(compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return exc.to_json()
 
 
-@app.task(name="zipcodes.lookup", **RETRY)
+@functools.cache
+def _signature(run: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(run)
+
+
+def refusal(
+    run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], limit: int
+) -> str | None:
+    """Why a message's arguments cannot be handed to `run`, or None when they can."""
+    size = len(json.dumps([args, kwargs], default=repr))
+    if size > limit:
+        return f"message of {size} bytes is over the {limit}-byte limit"
+    try:
+        _signature(run).bind(*args, **kwargs)
+    except TypeError as exc:
+        return f"arguments do not fit the task ({exc})"
+    return None
+
+
+class GuardedTask(app.Task):  # type: ignore[misc]
+    """A task that refuses messages of the wrong shape or size with a contract error."""
+
+    refused_code: ErrorCode = ErrorCode.BACKEND_UNAVAILABLE
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        problem = refusal(self.run, args, kwargs, self.max_message_bytes)
+        if problem is None:
+            return super().__call__(*args, **kwargs)
+        logger.warning("refused %s task_id=%s: %s", self.name, self.request.id, problem)
+        return ZipscoreError(self.refused_code, f"{self.name}: {problem}").to_json()
+
+
+def guarded(code: ErrorCode) -> dict[str, Any]:
+    """Task options: the guard's base class and the code of a refused message."""
+    return {"base": GuardedTask, "refused_code": code}
+
+
+@app.task(name="zipcodes.lookup", **guarded(ErrorCode.ZIPCODE_NOT_VALID), **RETRY)
 def lookup(zipcode: object) -> dict[str, Any]:
     return answer(lambda: lookups.lookup(runtime.store(), runtime.cache(), zipcode))
 
 
-@app.task(name="zipcodes.by_risk_factor", **RETRY)
+@app.task(name="zipcodes.by_risk_factor", **guarded(ErrorCode.RISK_FACTOR_NOT_VALID), **RETRY)
 def by_risk_factor(risk_factor: object) -> dict[str, Any]:
     return answer(lambda: lookups.by_risk_factor(runtime.store(), runtime.cache(), risk_factor))
 
 
-@app.task(name="batch.pin_table", **RETRY)
+@app.task(name="batch.pin_table", **guarded(ErrorCode.BAD_INPUT_FILE), **RETRY)
 def pin_table(version: object = None) -> dict[str, Any]:
     return answer(lambda: chunks.pin_table(runtime.store(), runtime.batch_store(), version))
 
 
-@app.task(name="batch.score_chunk", **RETRY)
+@app.task(name="batch.score_chunk", **guarded(ErrorCode.BAD_INPUT_FILE), **RETRY)
 def score_chunk(message: object) -> dict[str, Any]:
     return answer(lambda: chunks.score_message(runtime.batch_store(), message))
 

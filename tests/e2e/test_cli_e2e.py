@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -43,31 +42,6 @@ def test_injection_is_refused(e2e_env: dict[str, str]) -> None:
     done = console("zipcodes", "--risk-factor", "A' OR '1'='1", env=e2e_env)
     assert done.returncode == 2
     assert "RISK_FACTOR_NOT_VALID" in done.stderr
-
-
-def test_the_worker_refuses_pickle(
-    e2e_env: dict[str, str], worker_process: subprocess.Popen[bytes]
-) -> None:
-    """A pickled message is rejected by the worker, which goes on answering JSON ones."""
-    from kombu import Connection
-
-    from worker.settings import get_settings
-
-    with Connection(
-        get_settings().broker,
-        transport_options={"global_keyprefix": f"{e2e_env['ZIPSCORE_REDIS_PREFIX']}:"},
-    ) as conn:
-        producer = conn.Producer(serializer="pickle")
-        producer.publish(
-            {"args": [9000]},
-            routing_key="lookups",
-            exchange="",
-            serializer="pickle",
-            headers={"task": "zipcodes.lookup", "id": "pickled-1"},
-        )
-    done = console("lookup", "9170", env=e2e_env)
-    assert (done.returncode, done.stdout) == (0, "A\n")
-    assert worker_process.poll() is None
 
 
 def test_load_zipcodes_and_doctor(e2e_env: dict[str, str], tmp_path: object) -> None:

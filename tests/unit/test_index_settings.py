@@ -82,3 +82,54 @@ def test_other_base_years_are_wrong_year(value: object) -> None:
         parse_base_year(value, SUPPORTED)
     assert caught.value.code is ErrorCode.WRONG_YEAR
     assert "1996, 2004, 2013, 2025" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ({"ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS": "60"}, True),  # 2 x (90 + 20) > 60
+        ({"ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS": "219"}, True),  # one second short
+        ({"ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS": "220"}, False),
+        (
+            {
+                "ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS": "60",
+                "ZIPSCORE_TASK_SOFT_TIME_LIMIT": "5",
+                "ZIPSCORE_TASK_TIME_LIMIT": "10",
+            },
+            False,  # 2 x (10 + 20) = 60
+        ),
+        (
+            {
+                "ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS": "600",
+                "ZIPSCORE_TASK_SOFT_TIME_LIMIT": "250",
+                "ZIPSCORE_TASK_TIME_LIMIT": "300",
+            },
+            True,  # a run longer than half the visibility timeout
+        ),
+    ],
+)
+def test_a_visibility_timeout_that_could_redeliver_a_running_task_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    settings_error: Callable[[dict[str, str]], str],
+    env: dict[str, str],
+    refused: bool,
+) -> None:
+    """Time limit + longest retry countdown, twice over, must fit the visibility timeout."""
+    env = {"ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS": "1", **env}
+    if refused:
+        assert "delivered twice" in settings_error(env)
+        return
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.longest_unacknowledged_seconds * 2 <= settings.visibility_timeout_seconds
+
+
+def test_the_defaults_hold_a_message_far_below_the_visibility_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS")  # the run's fast policy
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    # 90 s hard limit + 300 s index countdown = 390 s, against a one-hour visibility timeout.
+    assert defaults.longest_unacknowledged_seconds == 390
+    assert defaults.visibility_timeout_seconds == 3_600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from typing import Any
@@ -105,3 +106,51 @@ def test_loading_the_tasks_connects_the_pool_to_each_worker_process() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.usefixtures("eager")
+@pytest.mark.parametrize(
+    ("name", "args", "kwargs", "code"),
+    [
+        ("zipcodes.lookup", (), {}, "ZIPCODE_NOT_VALID"),  # missing argument
+        ("zipcodes.lookup", (9000, 9001), {}, "ZIPCODE_NOT_VALID"),  # one too many
+        ("zipcodes.lookup", (), {"zip": 9000}, "ZIPCODE_NOT_VALID"),  # unknown keyword
+        ("zipcodes.by_risk_factor", (), {}, "RISK_FACTOR_NOT_VALID"),
+        ("index.latest", (1, 2), {}, "WRONG_YEAR"),
+        ("batch.score_chunk", (), {}, "BAD_INPUT_FILE"),
+    ],
+)
+def test_a_message_that_does_not_fit_the_task_is_refused_once(
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    code: str,
+    store: DictZipcodeStore,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tasks.logger, "disabled", False)  # Celery's set-up may disable it
+    caplog.set_level(logging.WARNING, logger=tasks.logger.name)
+    result = app.tasks[name].apply(args=args, kwargs=kwargs, task_id="poison-1")
+    assert result.state == "SUCCESS"  # acknowledged with an answer: never retried
+    assert result.get()["error"]["code"] == code
+    assert store.queries == 0
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert "task_id=poison-1" in refusals[0].getMessage()
+
+
+@pytest.mark.usefixtures("eager")
+def test_an_oversized_message_is_refused_before_it_is_parsed(store: DictZipcodeStore) -> None:
+    answer = run("zipcodes.lookup", "9" * (tasks.MAX_MESSAGE_BYTES + 1))
+    assert answer["error"]["code"] == "ZIPCODE_NOT_VALID"
+    assert "over the 16384-byte limit" in answer["error"]["message"]
+    assert store.queries == 0
+
+
+def test_the_size_guard_counts_the_encoded_arguments() -> None:
+    def one(value: object) -> None: ...
+
+    assert tasks.refusal(one, ("x" * 90,), {}, limit=100) is None
+    assert tasks.refusal(one, ("x" * 100,), {}, limit=100) is not None
+    assert tasks.refusal(one, (), {"value": 1}, limit=100) is None

@@ -1,0 +1,273 @@
+"""Soak and throughput drill: 32 concurrent producers against one worker, with figures.
+
+    python ops/drills/soak.py                 # 60 s soak, 10 s per throughput phase (make drills)
+    python ops/drills/soak.py --seconds 4 --phase-seconds 2 --json   # the scaled test
+
+It starts a Redis of its own (free port, append-only), a database of its own on the
+Postgres of ZIPSCORE_TEST_ADMIN_DATABASE_URL / ZIPSCORE_DATABASE_URL (created, loaded with
+the sample table, dropped at the end) and `celery -A worker worker -Q lookups -c 2` with a
+no-op task (ops/drills/noop_tasks.py). Then, with `--producers` threads, each its own
+client: the no-op rate and the lookup rate through the queue (same worker, same run), the
+cache-hit rate from the producer, and a soak of mixed lookups (half cache hits) with the
+p99 of every interval, the worker's RSS and the open Postgres and Redis connections.
+Prints a table (or JSON); exits 1 on any error, or with --check when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.drills.servers import RedisServer, WorkerProcess  # noqa: E402
+
+ADMIN_URL = os.environ.get(
+    "ZIPSCORE_TEST_ADMIN_DATABASE_URL",
+    os.environ.get("ZIPSCORE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+)
+
+
+@dataclass
+class Phase:
+    name: str
+    calls: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Report:
+    producers: int
+    phases: list[Phase] = field(default_factory=list)
+    intervals: list[dict[str, float]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "producers": self.producers,
+            "phases": [{**asdict(p), "rate": round(p.rate, 1)} for p in self.phases],
+            "intervals": self.intervals,
+            "lookup_vs_noop": round(self.ratio, 3),
+        }
+
+    def phase(self, name: str) -> Phase:
+        return next(p for p in self.phases if p.name == name)
+
+    @property
+    def ratio(self) -> float:
+        return self.phase("lookup (queue)").rate / max(self.phase("no-op task").rate, 1e-9)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))] * 1000 if ordered else 0.0
+
+
+def hammer(
+    producers: int, seconds: float, ask: Callable[[Any, int], object], make: Callable[[], Any]
+) -> tuple[list[tuple[float, float]], int]:
+    """`producers` threads calling `ask(client, i)` for `seconds`: (end time, latency), errors."""
+    clients = [make() for _ in range(producers)]
+    stop = time.monotonic() + seconds
+    samples: list[tuple[float, float]] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def run(client: Any, seed: int) -> None:
+        rng = random.Random(seed)  # noqa: S311 (load pattern, not a secret)
+        mine: list[tuple[float, float]] = []
+        failed = 0
+        while (now := time.monotonic()) < stop:
+            try:
+                ask(client, rng.randrange(1 << 30))
+            except Exception:  # every failure counts; the soak wants none
+                failed += 1
+            end = time.monotonic()
+            mine.append((end, end - now))
+        with lock:
+            samples.extend(mine)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=run, args=(c, i)) for i, c in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return samples, errors[0]
+
+
+def phase(name: str, samples: list[tuple[float, float]], errors: int, seconds: float) -> Phase:
+    latencies = [latency for _, latency in samples]
+    return Phase(name, len(samples), seconds, errors, percentile(latencies, 0.5),
+                 percentile(latencies, 0.99))  # fmt: skip
+
+
+def worker_rss_mb(worker: WorkerProcess) -> float:
+    parent = psutil.Process(worker.pid)
+    processes = [parent, *parent.children(recursive=True)]
+    return sum(p.memory_info().rss for p in processes if p.is_running()) / 2**20
+
+
+@contextlib.contextmanager
+def soak_database() -> Iterator[str]:
+    """A database of the soak's own, migrated and loaded with the sample table."""
+    from worker import migrations, zipcodes
+    from worker.risk_table import parse_text
+
+    name = f"zipscore_soak_{uuid.uuid4().hex[:8]}"
+    url = urlunsplit(urlsplit(ADMIN_URL)._replace(path=f"/{name}"))
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrations.migrate(conn)
+            table = ROOT / "ops" / "sample_data" / "risk-table.sample.csv"
+            zipcodes.load_rules(conn, parse_text(table.read_text()))
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def run(args: argparse.Namespace, redis_server: RedisServer, database_url: str) -> Report:
+    prefix = f"zipscore-soak-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "ZIPSCORE_REDIS_URL": redis_server.url, "ZIPSCORE_REDIS_PREFIX": prefix,
+           "ZIPSCORE_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    os.environ.update({k: env[k] for k in ("ZIPSCORE_REDIS_URL", "ZIPSCORE_REDIS_PREFIX",
+                                           "ZIPSCORE_DATABASE_URL")})  # fmt: skip
+    from producer.client import Client
+
+    log = Path(tempfile.mkdtemp(prefix="zipscore-soak-")) / "worker.log"
+    worker = WorkerProcess(env, log, queues="lookups", concurrency=args.concurrency,
+                           extra=("-I", "ops.drills.noop_tasks"), loglevel="WARNING")  # fmt: skip
+    report = Report(args.producers)
+    try:
+        make = lambda: Client(timeout=args.timeout)  # noqa: E731
+        warm = Client(timeout=60)  # the first answer waits for the worker to be up
+        warm.call("drill.noop", 0)
+        hits = list(range(1000, 1000 + args.hits))  # the cache-hit keys, warmed
+        pending = [warm.app.send_task("zipcodes.lookup", args=(z,)) for z in hits]
+        for answer in pending:
+            answer.get(timeout=120)
+        tasks: list[tuple[str, Callable[[Any, int], object]]] = [
+            ("no-op task", lambda c, i: c.call("drill.noop", i)),
+            ("lookup (queue)", lambda c, i: c.call("zipcodes.lookup", 1000 + i % 9000)),
+            ("lookup (cache hit)", lambda c, i: c.lookup(hits[i % len(hits)])),
+        ]
+        for name, ask in tasks:
+            samples, errors = hammer(args.producers, args.phase_seconds, ask, make)
+            report.phases.append(phase(name, samples, errors, args.phase_seconds))
+
+        # The soak: half hits, half misses (a miss goes through the queue and is cached).
+        conn = psycopg.connect(database_url, autocommit=True)
+        redis_client = redis_server.client()
+        started = time.monotonic()
+        result: dict[str, Any] = {}
+
+        def soak() -> None:
+            result["samples"], result["errors"] = hammer(
+                args.producers, args.seconds,
+                lambda c, i: c.lookup(hits[i % len(hits)] if i % 2 else 5500 + i % 4500),
+                make,
+            )  # fmt: skip
+
+        thread = threading.Thread(target=soak)
+        thread.start()
+        gauges: list[tuple[float, float, int, int]] = []
+        while thread.is_alive():
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            ).fetchone()
+            clients = int(redis_client.info("clients")["connected_clients"])
+            gauges.append((time.monotonic(), worker_rss_mb(worker), int(row[0]) if row else 0,
+                           clients))  # fmt: skip
+            thread.join(min(1.0, args.seconds / 10))
+        conn.close()
+        samples, errors = result["samples"], result["errors"]
+        report.phases.append(phase("soak (mixed)", samples, errors, args.seconds))
+        interval = args.seconds / args.intervals
+        for n in range(args.intervals):
+            low, high = started + n * interval, started + (n + 1) * interval
+            inside = [lat for end, lat in samples if low <= end < high]
+            taken = [g for g in gauges if low <= g[0] < high] or gauges[-1:]
+            report.intervals.append({
+                "interval": n + 1, "lookups": len(inside),
+                "p99_ms": round(percentile(inside, 0.99), 2),
+                "worker_rss_mb": round(max(g[1] for g in taken), 1),
+                "pg_connections": max(g[2] for g in taken),
+                "redis_clients": max(g[3] for g in taken),
+            })  # fmt: skip
+    finally:
+        worker.close()
+    return report
+
+
+def table(report: Report) -> str:
+    lines = [f"{'phase':<20} {'calls':>8} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"]
+    for p in report.phases:
+        lines.append(f"{p.name:<20} {p.calls:>8} {p.rate:>9.1f} {p.p50_ms:>8.2f} "
+                     f"{p.p99_ms:>8.2f} {p.errors:>7}")  # fmt: skip
+    lines.append(f"lookup through the queue at {report.ratio:.0%} of the no-op task's rate")
+    lines.append(f"{'interval':>8} {'lookups':>8} {'p99 ms':>8} {'RSS MB':>8} {'pg conn':>8} "
+                 f"{'redis cl':>8}")  # fmt: skip
+    for i in report.intervals:
+        lines.append(f"{i['interval']:>8} {i['lookups']:>8} {i['p99_ms']:>8.2f} "
+                     f"{i['worker_rss_mb']:>8.1f} {i['pg_connections']:>8} "
+                     f"{i['redis_clients']:>8}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="soak length")
+    parser.add_argument("--phase-seconds", type=float, default=10.0, help="each rate phase")
+    parser.add_argument("--producers", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--intervals", type=int, default=6)
+    parser.add_argument("--hits", type=int, default=4500, help="zipcodes cached beforehand")
+    parser.add_argument("--timeout", type=float, default=10.0, help="each producer's timeout")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 unless lookups reach 90%% of the no-op rate")  # fmt: skip
+    args = parser.parse_args(argv)
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="zipscore-soak-redis-")))
+    server.start()
+    try:
+        with soak_database() as url:
+            report = run(args, server, url)
+    finally:
+        server.close()
+    print(json.dumps(report.as_json()) if args.json else table(report))
+    if any(p.errors for p in report.phases):
+        return 1
+    return 1 if args.check and report.ratio < 0.9 else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

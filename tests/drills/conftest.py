@@ -1,0 +1,113 @@
+"""Drills: faults, load and hostile input against real processes the test owns.
+
+Every test here carries the `drill` marker. `make test` runs them scaled down; `make drills`
+sets ZIPSCORE_DRILLS=full for the full versions (`scaled(ci, full)` picks the figure).
+Each drill gets a Redis of its own (redis-server on a free port, append-only file on) and a
+Redis prefix; the database is the run's own (tests/services.py) unless a drill needs a
+Postgres it can stop, which `private_postgres` gives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import TEST_DATABASE_URL, TEST_PREFIX
+from tests.drills.servers import ROOT, PostgresCluster, RedisServer, WorkerProcess
+from tests.services import SAMPLE_TABLE
+from worker import migrations, zipcodes
+from worker.risk_table import parse_text
+
+FULL = os.environ.get("ZIPSCORE_DRILLS") == "full"
+StartWorker = Callable[..., WorkerProcess]
+
+
+def scaled(ci: Any, full: Any) -> Any:
+    """The figure for this run: `full` under `make drills`, `ci` in `make test`."""
+    return full if FULL else ci
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.drill)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path, services: None) -> Iterator[RedisServer]:
+    """A Redis of the test's own, append-only, stopped at the end."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def drill_env(redis_server: RedisServer, database: str) -> dict[str, str]:
+    """The environment of this drill's workers and producers: its own Redis and prefix."""
+    return {
+        **os.environ,
+        "ZIPSCORE_REDIS_URL": redis_server.url,
+        "ZIPSCORE_REDIS_PREFIX": f"{TEST_PREFIX}-drill-{uuid.uuid4().hex[:6]}",
+        "ZIPSCORE_DATABASE_URL": TEST_DATABASE_URL,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
+    """Start workers (`WorkerProcess`) that are all stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], **options: Any) -> WorkerProcess:
+        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log", **options)
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.close()
+
+
+def run_producer(env: dict[str, str], *args: str, timeout: float = 120) -> Any:
+    """`python -m tests.drills.producer ARGS` with `env`; its JSON answer."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.drills.producer", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def seed(conn: Any) -> None:
+    """Migrate and load the sample risk table (a fresh database)."""
+    migrations.migrate(conn)
+    zipcodes.load_rules(conn, parse_text(SAMPLE_TABLE.read_text()))
+
+
+@pytest.fixture(scope="session")
+def private_postgres(services: None) -> Iterator[PostgresCluster]:
+    """A Postgres cluster of the drills' own, password auth, migrated and loaded; stoppable."""
+    cluster = PostgresCluster(password=f"pw-{uuid.uuid4().hex}")
+    try:
+        cluster.start()
+        with contextlib.closing(cluster.connect()) as conn:
+            seed(conn)
+        yield cluster
+    finally:
+        cluster.close()
