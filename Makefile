@@ -15,7 +15,10 @@ help:  ## list the targets
 
 install: ## create .venv with the locked dependencies (uv.lock)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --python python3
+	uv sync --frozen --python python3 --compile-bytecode
+	@# Bytecode for our own modules too: with PYTHONDONTWRITEBYTECODE set (as on these
+	@# machines) every worker and CLI subprocess would otherwise recompile them at start.
+	@python -m compileall -q -j 0 worker producer ops tests exercises >/dev/null
 
 browser: ## install Debian's chromium for the dashboard test, when missing (needs root)
 	@test -x /usr/bin/chromium || { \
