@@ -69,13 +69,11 @@ class BatchSummary(BaseModel):
     output: str
 
 
-class JobStatus(BaseModel):
-    """What `zipscore job status --json` prints."""
+class JobProgress(BaseModel):
+    """A job's progress and counts; `state` is running, interrupted (resumable) or done."""
 
     job_id: str
     state: str
-    input: str
-    output: str
     table_version: int
     rows: int
     ok: int
@@ -86,6 +84,17 @@ class JobStatus(BaseModel):
     lines_total: int
     resubmitted: int
     seconds: float
+
+
+class JobStatus(JobProgress):
+    """What `zipscore job status --json` prints: the progress, and the job's files."""
+
+    input: str
+    output: str
+
+    def progress(self) -> JobProgress:
+        """The progress alone, without the files (which name the server's paths)."""
+        return JobProgress.model_validate(self.model_dump(exclude={"input", "output"}))
 
 
 class Asker(Protocol):

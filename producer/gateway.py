@@ -32,7 +32,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from producer.batch import JOB_ID, JobStatus
+from producer.batch import JOB_ID, JobProgress, JobStatus
 from producer.client import Client, IndexAnswer, LookupResult, RiskFactorListing
 from producer.gateway_cache import AsyncCacheReader
 from producer.gateway_jobs import BatchLauncher, UploadTooLarge, receive_upload, upload_paths
@@ -86,27 +86,6 @@ class Readiness(BaseModel):
 
 class BatchAccepted(BaseModel):
     job_id: str
-
-
-class BatchProgress(BaseModel):
-    """A job's progress; `state` is running, interrupted (resumable) or done."""
-
-    job_id: str
-    state: str
-    table_version: int
-    rows: int
-    ok: int
-    unknown: int
-    invalid: int
-    chunks_done: int
-    chunks_total: int
-    lines_total: int
-    resubmitted: int
-    seconds: float
-
-    @classmethod
-    def of(cls, status: JobStatus) -> BatchProgress:
-        return cls.model_validate(status.model_dump(exclude={"input", "output"}))
 
 
 def http_status(code: ErrorCode) -> int:
@@ -336,13 +315,13 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
 
     @app.get(
         "/batches/{job_id}",
-        response_model=BatchProgress,
+        response_model=JobProgress,
         responses=_errors(404, 503, 504),
         tags=["batches"],
     )
-    async def batch_progress(job_id: str) -> BatchProgress:
+    async def batch_progress(job_id: str) -> JobProgress:
         """A job's progress and counts."""
-        return BatchProgress.of(await _status(job_id, client, run))
+        return (await _status(job_id, client, run)).progress()
 
     @app.post(
         "/batches/{job_id}/resume",
