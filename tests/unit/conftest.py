@@ -12,6 +12,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+from click.testing import CliRunner
 
 from worker import runtime
 from worker.batch_store import BatchStore
@@ -183,3 +184,15 @@ def settings_error(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
         return str(caught.value)
 
     return load
+
+
+@pytest.fixture
+def runner(
+    eager: list[tuple[str, tuple[Any, ...]]], cache: ResultCache, monkeypatch: pytest.MonkeyPatch
+) -> CliRunner:
+    """The CLI in-process over the eager client (tasks run here, fakeredis, memory stores)."""
+    from producer import cli
+    from producer.client import Client
+
+    monkeypatch.setattr(cli, "make_client", lambda: Client(cache=cache, timeout=1.0))
+    return CliRunner()

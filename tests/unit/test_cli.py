@@ -13,17 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from producer import cli
-from producer.client import Client
-from worker.cache import ResultCache
 from worker.errors import ErrorCode, ZipscoreError
-
-
-@pytest.fixture
-def runner(
-    eager: list[tuple[str, tuple[Any, ...]]], cache: ResultCache, monkeypatch: pytest.MonkeyPatch
-) -> CliRunner:
-    monkeypatch.setattr(cli, "make_client", lambda: Client(cache=cache, timeout=1.0))
-    return CliRunner()
 
 
 def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:

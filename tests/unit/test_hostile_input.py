@@ -19,9 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producer import cli
-from producer.client import Client
 from tests.unit.conftest import DictZipcodeStore
-from worker.cache import ResultCache
 from worker.celery_app import app
 from worker.errors import ErrorCode
 from worker.settings import SettingsError, get_settings
@@ -60,14 +58,6 @@ def test_any_task_message_gets_an_answer_or_a_contract_error(
         assert set(redis_client.keys()) == keys_before  # and nothing written
     else:
         assert name != "batch.score_chunk" or answer.get("skipped") is not None
-
-
-@pytest.fixture
-def runner(
-    eager: list[tuple[str, tuple[Any, ...]]], cache: ResultCache, monkeypatch: pytest.MonkeyPatch
-) -> CliRunner:
-    monkeypatch.setattr(cli, "make_client", lambda: Client(cache=cache, timeout=1.0))
-    return CliRunner()
 
 
 @FUZZ
