@@ -49,6 +49,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from ops import celery_worker  # noqa: E402
 from worker.risk_table import expand, parse_text  # noqa: E402
 
 SAMPLE_TABLE = ROOT / "ops" / "sample_data" / "risk-table.sample.csv"
@@ -111,26 +112,12 @@ def zipscore_exe() -> str:
 
 
 @contextlib.contextmanager
-def worker(env: Env, queues: str, log: Path, *extra: str) -> Iterator[psutil.Popen]:
+def worker(env: Env, queues: str, log: Path, *extra: str) -> Iterator[psutil.Process]:
     """`celery -A worker worker -Q queues -c 2` until the block ends (warm shutdown)."""
-    with log.open("wb") as sink:
-        process = psutil.Popen(
-            [
-                *(sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", queues),
-                *("-n", f"bench-{queues}-{env.run_id}@%h", "--loglevel", "INFO", *extra),
-            ],
-            cwd=ROOT,
-            env=env.vars,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    argv = celery_worker.command(queues, f"bench-{queues}-{env.run_id}", extra=extra)
+    process = celery_worker.start(env.vars, log, argv)
     try:
-        deadline = time.monotonic() + 60
-        while b"ready." not in log.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield process
+        yield psutil.Process(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -312,8 +299,7 @@ def profile_worker(env: Env, source: Path, workdir: Path) -> Path:
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-    while b"ready." not in log.read_bytes():
-        time.sleep(0.1)
+    celery_worker.wait_ready(process, log)
     target = workdir / "profiled.scored.csv"
     subprocess.run(
         [zipscore_exe(), "score", str(source), "-o", str(target), "--json"],

@@ -32,6 +32,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from ops import celery_worker
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -83,34 +85,11 @@ def self_contained() -> Iterator[None]:
         PostgresHealthIndexStore(db.get_pool()).store(made_up)
         db.close_pool()
         log = Path(tempfile.gettempdir()) / f"{prefix}-worker.log"
-        with log.open("wb") as sink:
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "worker",
-                    "worker",
-                    "-Q",
-                    "index",
-                    "-c",
-                    "1",
-                    "-n",
-                    f"bench-{run}@%h",
-                    "--loglevel",
-                    "INFO",
-                ],
-                cwd=ROOT,
-                env=os.environ.copy(),
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while b"ready." not in log.read_bytes():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the worker did not start; see {log}")
-            time.sleep(0.2)
+        argv = celery_worker.command("index", f"bench-{run}", concurrency=1)
+        try:
+            worker = celery_worker.start(os.environ, log, argv)
+        except celery_worker.WorkerDidNotStart:
+            raise SystemExit(f"the worker did not start; see {log}") from None
         yield
     finally:
         if worker is not None:

@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +26,8 @@ from urllib.parse import quote
 
 import psycopg
 import redis
+
+from ops import celery_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = Path(os.environ.get("ZIPSCORE_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -189,20 +190,14 @@ class WorkerProcess:
     ) -> None:
         """Start the worker; with loglevel INFO, wait for its "ready." line."""
         self.log = log
-        with log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", queues),
-                    *("-c", str(concurrency), "-n", f"drill-{log.stem}-{os.getpid()}@%h"),
-                    *("--loglevel", loglevel, "--without-mingle", "--without-gossip"),
-                    *extra,
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        argv = celery_worker.command(
+            queues,
+            f"drill-{log.stem}-{os.getpid()}",
+            concurrency=concurrency,
+            loglevel=loglevel,
+            extra=("--without-mingle", "--without-gossip", *extra),
+        )
+        self.process = celery_worker.start(env, log, argv, new_session=True, wait=False)
         if loglevel == "INFO":
             wait_until(self.ready, 60, "the worker to start", 0.1)
 

@@ -10,13 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from ops import celery_worker
 from tests.conftest import TEST_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,35 +42,11 @@ def worker_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A prefork worker with two processes, as `make run` starts it; stopped with SIGTERM."""
     log = tmp_path_factory.mktemp("e2e") / "worker.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker",
-                "worker",
-                "-Q",
-                "lookups,index",
-                "-c",
-                "2",
-                "-n",
-                f"e2e-{os.getpid()}@%h",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=e2e_env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while b"ready." not in log.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    argv = celery_worker.command("lookups,index", f"e2e-{os.getpid()}")
+    try:
+        process = celery_worker.start(e2e_env, log, argv)
+    except celery_worker.WorkerDidNotStart as exc:
+        pytest.fail(str(exc))
     yield process
     process.terminate()
     try:

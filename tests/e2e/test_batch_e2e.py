@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from ops import celery_worker
 from tests.e2e.conftest import E2E_PREFIX, ROOT, console
 from tests.services import SAMPLE_TABLE
 from worker.risk_table import expand, parse_text
@@ -80,25 +81,17 @@ def start_worker(env: dict[str, str], tmp_path: Path) -> Iterator[StartWorker]:
 
     def start(queues: str = "batch", name: str = "batch") -> subprocess.Popen[bytes]:
         log = tmp_path / f"{name}-{len(started)}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", queues),
-                    *("-c", "2", "-n", f"{name}{len(started)}-{os.getpid()}@%h"),
-                    *("--loglevel", "INFO", "--without-mingle", "--without-gossip"),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        argv = celery_worker.command(
+            queues,
+            f"{name}{len(started)}-{os.getpid()}",
+            extra=("--without-mingle", "--without-gossip"),
+        )
+        process = celery_worker.start(env, log, argv, new_session=True, wait=False)
         started.append(process)
-        deadline = time.monotonic() + 60
-        while b"ready." not in log.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"worker did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        try:
+            celery_worker.wait_ready(process, log)
+        except celery_worker.WorkerDidNotStart as exc:
+            pytest.fail(str(exc))
         process.log = log  # type: ignore[attr-defined]
         return process
 
