@@ -6,7 +6,7 @@
 It starts a Redis of its own (free port, append-only), a database of its own on the
 Postgres of ZIPSCORE_TEST_ADMIN_DATABASE_URL / ZIPSCORE_DATABASE_URL (created, loaded with
 the sample table, dropped at the end) and `celery -A worker worker -Q lookups -c 2` with a
-no-op task (ops/drills/noop_tasks.py). Then, with `--producers` threads, each its own
+no-op task (ops/drills/drill_tasks.py). Then, with `--producers` threads, each its own
 client: the no-op rate and the lookup rate through the queue (same worker, same run), the
 cache-hit rate from the producer, and a soak of mixed lookups (half cache hits) with the
 p99 of every interval, the worker's RSS and the open Postgres and Redis connections.
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace, redis_server: RedisServer, database_url: str) 
 
     log = Path(tempfile.mkdtemp(prefix="zipscore-soak-")) / "worker.log"
     worker = WorkerProcess(env, log, queues="lookups", concurrency=args.concurrency,
-                           extra=("-I", "ops.drills.noop_tasks"), loglevel="WARNING")  # fmt: skip
+                           extra=("-I", "ops.drills.drill_tasks"), loglevel="WARNING")  # fmt: skip
     report = Report(args.producers)
     try:
         make = lambda: Client(timeout=args.timeout)  # noqa: E731
