@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import RedisDsn
 
 from worker.celery_app import QUEUES, celery_config, create_app
 from worker.migrations import discover
@@ -99,3 +100,33 @@ def test_misnamed_migration_is_refused(tmp_path: Path) -> None:
     (tmp_path / "init.sql").write_text("")
     with pytest.raises(ValueError, match=r"NNNN_name\.sql"):
         discover(tmp_path)
+
+
+def test_a_channel_whose_connection_is_gone_raises_a_connection_error() -> None:
+    # Celery and kombu treat redis's ConnectionError as a lost connection and reconnect;
+    # kombu's own channel raised AttributeError here and the worker exited
+    # (worker/broker_transport.py; the drill in tests/drills/test_broker_restart.py).
+    from types import SimpleNamespace
+
+    import redis
+
+    from worker.broker_transport import Channel, Transport
+
+    channel = Channel.__new__(Channel)
+    channel.connection = SimpleNamespace(client=None)
+    with pytest.raises(redis.ConnectionError, match="closed"):
+        channel._connparams()
+    assert Transport.Channel is Channel
+    assert redis.ConnectionError in Transport.connection_errors
+
+
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+def test_the_app_uses_zipscore_s_redis_transport_under_the_redis_scheme(scheme: str) -> None:
+    from worker.broker_transport import Transport
+
+    url = f"{scheme}://:secret@127.0.0.1:6390/0"
+    app = create_app(Settings(redis_url=RedisDsn(url)))
+    with app.connection_for_write() as connection:  # not connected: nothing is sent
+        assert isinstance(connection.transport, Transport)
+        # Flower and the worker's banner read the scheme back from the connection.
+        assert connection.as_uri() == f"{scheme}://:**@127.0.0.1:6390/0"
