@@ -61,8 +61,12 @@ class ResultCache:
         value: dict[str, Any] = json.loads(raw)
         return value
 
-    def put(self, version: int, kind: str, name: object, answer: dict[str, Any]) -> None:
-        """Cache an answer computed from table `version`, and make that version known."""
+    def put(self, version: int, kind: str, name: object, answer: dict[str, Any]) -> int:
+        """Cache an answer computed from table `version`, and make that version known.
+
+        Returns the version published once the answer is written: one newer than `version`
+        means the answer came from a table that a load has since replaced.
+        """
         # One round trip in the common case (the version is already current); the guarded
         # transaction only when this answer's version is newer than the published one.
         pipe = self._redis.pipeline(transaction=False)
@@ -71,6 +75,8 @@ class ResultCache:
         _, current = pipe.execute()
         if current is None or int(current) < version:
             self.publish_version(version)
+            return version
+        return int(current)
 
 
 def redis_client(url: str) -> redis.Redis:

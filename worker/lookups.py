@@ -5,16 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache
+from worker.current_table import CurrentTable
 from worker.validation import parse_risk_factor, parse_zipcode
 from worker.zipcodes import ZipcodeStore
 
 
-def lookup(store: ZipcodeStore, cache: ResultCache, zipcode: object) -> dict[str, Any]:
-    """`{"zipcode", "risk_factor", "exists"}` for one zipcode, cached under its table version."""
+def lookup(table: CurrentTable, cache: ResultCache, zipcode: object) -> dict[str, Any]:
+    """`{"zipcode", "risk_factor", "exists"}` for one zipcode, cached under its table version.
+
+    When the cache write shows a newer published version (a load since this process copied
+    the table), the table is copied again and the zipcode answered from the new one.
+    """
     number = parse_zipcode(zipcode)
-    version, factor = store.lookup(number)
-    answer = {"zipcode": number, "risk_factor": factor, "exists": factor is not None}
-    cache.put(version, LOOKUP, number, answer)
+    for attempt in range(2):
+        version, factor = table.lookup(number)
+        answer = {"zipcode": number, "risk_factor": factor, "exists": factor is not None}
+        if cache.put(version, LOOKUP, number, answer) <= version or attempt:
+            break
+        table.reload()
     return answer
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from worker.batch import ScoringTable
 from worker.batch_store import BatchStore, batch_store_from_settings
 from worker.cache import ResultCache, cache_from_settings
+from worker.current_table import CurrentTable
 from worker.index_cache import IndexCache, index_cache_from_settings
 from worker.zipcodes import PostgresZipcodeStore, ZipcodeStore
 
@@ -28,6 +29,7 @@ MAX_TABLES = 2
 @dataclass
 class _Runtime:
     store: ZipcodeStore | None = None
+    table: CurrentTable | None = None
     cache: ResultCache | None = None
     batch: BatchStore | None = None
     tables: dict[int, ScoringTable] = field(default_factory=dict)
@@ -48,6 +50,7 @@ def use(
 ) -> None:
     """Install collaborators for this process (tests); None restores the defaults."""
     _current.store, _current.cache, _current.batch = store, cache, batch
+    _current.table = None
     _current.tables = {}
     _current.pid = os.getpid()
 
@@ -65,6 +68,14 @@ def store() -> ZipcodeStore:
 
         runtime.store = PostgresZipcodeStore(get_pool())
     return runtime.store
+
+
+def table() -> CurrentTable:
+    """This process's copy of the risk table, for lookups."""
+    runtime = _fresh()
+    if runtime.table is None:
+        runtime.table = CurrentTable(store())
+    return runtime.table
 
 
 def cache() -> ResultCache:

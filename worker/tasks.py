@@ -23,7 +23,7 @@ import redis
 from psycopg_pool import PoolTimeout
 
 import worker.db  # noqa: F401  (connects the signals that open each pool process's pool)
-from worker import chunks, lookups, runtime
+from worker import chunks, lookups, runtime, zipcodes
 from worker.celery_app import app
 from worker.errors import ErrorCode, ZipscoreError
 from worker.settings import TASK_RETRY_BACKOFF_MAX_SECONDS
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 # message): 16 KiB is generous, and anything larger is refused before it is used.
 MAX_MESSAGE_BYTES = 16_384
 
-TRANSIENT = (psycopg.OperationalError, PoolTimeout, redis.ConnectionError, redis.TimeoutError)
+TRANSIENT = (*zipcodes.UNREACHABLE, redis.ConnectionError, redis.TimeoutError)
 RETRY = {
     "autoretry_for": TRANSIENT,
     "retry_backoff": 1,
@@ -91,7 +91,7 @@ def guarded(code: ErrorCode) -> dict[str, Any]:
 
 @app.task(name="zipcodes.lookup", **guarded(ErrorCode.ZIPCODE_NOT_VALID), **RETRY)
 def lookup(zipcode: object) -> dict[str, Any]:
-    return answer(lambda: lookups.lookup(runtime.store(), runtime.cache(), zipcode))
+    return answer(lambda: lookups.lookup(runtime.table(), runtime.cache(), zipcode))
 
 
 @app.task(name="zipcodes.by_risk_factor", **guarded(ErrorCode.RISK_FACTOR_NOT_VALID), **RETRY)

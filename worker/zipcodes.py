@@ -1,7 +1,8 @@
-"""The zipcode risk table in Postgres: lookups, listings and atomic reloads.
+"""The zipcode risk table in Postgres: copies, listings and atomic reloads.
 
 Every read returns the table version it saw, in the same statement, so an answer is cached
-under the version of the data it came from.
+under the version of the data it came from. Lookups read a per-process copy of the table
+(worker/current_table.py), not a query per zipcode.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from collections.abc import Iterable
 from typing import Protocol
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from worker.risk_table import Rule, expand
 
-LOOKUP_SQL = """
-SELECT (SELECT version FROM risk_table_meta),
-       (SELECT risk_factor FROM zipcodes WHERE zipcode = %s)
-"""
+VERSION_SQL = "SELECT version FROM risk_table_meta"
+# What a store raises when Postgres cannot be reached (tasks retry on these).
+UNREACHABLE = (psycopg.OperationalError, PoolTimeout)
 # One statement, so the version and the rows come from one snapshot of the database.
 SNAPSHOT_SQL = """
 SELECT (SELECT version FROM risk_table_meta),
@@ -33,7 +33,7 @@ SELECT (SELECT version FROM risk_table_meta),
 class ZipcodeStore(Protocol):
     """Where risk factors are read from (Postgres in service, a dict in unit tests)."""
 
-    def lookup(self, zipcode: int) -> tuple[int, str | None]: ...
+    def current_version(self) -> int: ...
 
     def by_risk_factor(self, risk_factor: str) -> tuple[int, list[int]]: ...
 
@@ -46,12 +46,11 @@ class PostgresZipcodeStore:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
 
-    def lookup(self, zipcode: int) -> tuple[int, str | None]:
+    def current_version(self) -> int:
         with self._pool.connection() as conn:
-            row = conn.execute(LOOKUP_SQL, (zipcode,), prepare=True).fetchone()
+            row = conn.execute(VERSION_SQL, prepare=True).fetchone()
         assert row is not None
-        factor = row[1].strip() if row[1] is not None else None
-        return int(row[0]), factor
+        return int(row[0])
 
     def by_risk_factor(self, risk_factor: str) -> tuple[int, list[int]]:
         with self._pool.connection() as conn:
@@ -95,5 +94,5 @@ def table_size(conn: psycopg.Connection) -> int:
 
 
 def table_version(conn: psycopg.Connection) -> int:
-    row = conn.execute("SELECT version FROM risk_table_meta").fetchone()
+    row = conn.execute(VERSION_SQL).fetchone()
     return int(row[0]) if row else 0
