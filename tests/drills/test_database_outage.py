@@ -1,10 +1,11 @@
 """Drill: Postgres goes away while a lookup needs it, and comes back.
 
 Given a worker on a Postgres cluster of the drills' own, when the cluster stops (a fast
-shutdown cuts every pooled connection), then a cold lookup's task retries with backoff
-(the worker log says so), nothing is cached from the failed attempts, and when Postgres
-is back the same task answers, the producer gets the right factor within its timeout, and
-the answer is cached.
+shutdown cuts every pooled connection), then a cold lookup's task (its worker process has
+no copy of the risk table yet) retries with backoff (the worker log says so), nothing is
+cached from the failed attempts, and when Postgres is back the same task answers, the
+producer gets the right factor within its timeout, and the answer is cached. A warm worker
+(its copy taken) answers lookups through the outage without Postgres.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def test_lookups_retry_through_a_database_outage(
     }
     prefix = env["ZIPSCORE_REDIS_PREFIX"]
     worker = start_worker(env, queues="lookups", concurrency=1)
-    warm = producer(env, "lookup", "9000")
-    assert warm.communicate(timeout=60)[0] == "B\n"
+    # A listing queries Postgres (the pool is connected) but takes no copy of the table.
+    listing = producer(env, "zipcodes", "--risk-factor", "A")
+    assert listing.communicate(timeout=60)[0].startswith("1320 ")
 
     private_postgres.stop()
     try:
@@ -68,6 +70,33 @@ def test_lookups_retry_through_a_database_outage(
         f"database outage {outage:.1f} s: {len(retries)} retries (countdowns "
         f"{', '.join(retries)} s), answered {answered:.1f} s after the outage began"
     )
+
+
+def test_a_warm_worker_answers_lookups_through_a_database_outage(
+    drill_env: dict[str, str], private_postgres: PostgresCluster, start_worker: StartWorker
+) -> None:
+    env = {**drill_env, "ZIPSCORE_DATABASE_URL": private_postgres.url(),
+           "ZIPSCORE_DB_CONNECT_TIMEOUT": "1", "ZIPSCORE_LOOKUP_TIMEOUT": "20"}  # fmt: skip
+    worker = start_worker(env, queues="lookups", concurrency=1)
+    warm = producer(env, "lookup", "9000")  # the worker process copies the table
+    assert warm.communicate(timeout=60)[0] == "B\n"
+    private_postgres.stop()
+    try:
+        time.sleep(1.5)  # past the copy's version check interval: the check fails
+        asked = [producer(env, "lookup", str(z), "--json") for z in SPREAD]
+        answers = [json.loads(ask.communicate(timeout=30)[0] or "null") for ask in asked]
+    finally:
+        private_postgres.start()
+    factors = [SAMPLE.get(str(z)) for z in SPREAD]
+    assert answers == [
+        {"zipcode": z, "risk_factor": f, "exists": f is not None}
+        for z, f in zip(SPREAD, factors, strict=True)
+    ]
+    assert "retry: Retry in" not in worker.text()
+    print(f"database outage, warm worker: {len(SPREAD)} lookups answered from its copy")
+
+
+SPREAD = (1000, 1501, 4321, 9170)
 
 
 def test_a_producer_with_a_short_timeout_says_timeout_while_the_database_is_down(
