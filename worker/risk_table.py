@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from worker.errors import ErrorCode, ZipscoreError
 from worker.validation import RISK_FACTORS, ZIPCODE_MAX, ZIPCODE_MIN
 
-_LINE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?,\s*([A-Za-z]+)\s*$")
+# ASCII digits only: `\d` would also read other scripts' digits (Arabic-Indic 1000,
+# "\u0661\u0660\u0660\u0660") as a zipcode, which no other entry point accepts.
+_LINE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?,\s*([A-Za-z]+)\s*$")
 MAX_REPORTED_PROBLEMS = 20
 MAX_ZIPCODE_DIGITS = 9
 
