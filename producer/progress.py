@@ -69,11 +69,16 @@ class Reporter:
         if self.stream is None:
             return
         rate = self.rate()
-        share = f" of {self.total} ({min(100.0, 100 * self.rows / self.total):.0f}%)"
+        # A file with a header and no rows has a total of 0: no share of it to show.
+        share = (
+            f" of {self.total} ({min(100.0, 100 * self.rows / self.total):.0f}%)"
+            if self.total
+            else ""
+        )
         remaining = max(self.total - self.rows, 0) / rate if rate else 0.0
         line = (
             f"zipscore: job {self.job}: {self.rows} rows"
-            + (share if self.total else "")
+            + share
             + f", {rate:,.0f} rows/s, ETA {remaining:.0f} s"
         )
         print(line, file=self.stream, flush=True)

@@ -279,6 +279,8 @@ def score_chunk(
         rows = text.split("\n")
         if rows[-1] == "":
             rows.pop()
+        elif rows[-1].endswith("\r"):  # a last row ending in a bare CR: as `split_rows` does
+            rows[-1] = rows[-1][:-1]
         get = table.suffixes.get
         suffixes = [
             (get(fields[column]) or table.suffix(fields[column]))

@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import (
@@ -200,7 +200,9 @@ def parse_document(body: bytes, supported: tuple[int, ...]) -> list[IndexMonth]:
     """
     try:
         raw = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge ints
+    except (ValueError, InvalidOperation, RecursionError) as exc:
+        # ValueError: JSONDecodeError, bad UTF-8, ints over 4,300 digits; InvalidOperation
+        # (an ArithmeticError): an exponent Decimal cannot hold, as in 1e-0999...9
         raise DocumentRefused(f"not JSON: {type(exc).__name__}") from None
     try:
         document = Document.model_validate(_without_unsupported(raw, supported))

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from worker.errors import ErrorCode, ZipscoreError
 from worker.validation import RISK_FACTORS, ZIPCODE_MAX, ZIPCODE_MIN
 
-_LINE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?,\s*([A-Za-z]+)\s*$")
+# ASCII digits only: `\d` would also read other scripts' digits (Arabic-Indic 1000,
+# "\u0661\u0660\u0660\u0660") as a zipcode, which no other entry point accepts.
+_LINE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?,\s*([A-Za-z]+)\s*$")
 MAX_REPORTED_PROBLEMS = 20
+MAX_ZIPCODE_DIGITS = 9
 
 
 @dataclass(frozen=True, order=True)
@@ -52,6 +55,13 @@ def _parse_line(number: int, text: str) -> Rule | str:
     match = _LINE.match(text)
     if not match:
         return f"line {number}: expected 'zipcode,factor' or 'first - last,factor'"
+    for digits in filter(None, (match.group(1), match.group(2))):
+        # No zipcode is that long, and int() refuses more than 4,300 digits (ValueError).
+        if len(digits) > MAX_ZIPCODE_DIGITS:
+            return (
+                f"line {number}: zipcode of {len(digits)} digits outside "
+                f"{ZIPCODE_MIN}-{ZIPCODE_MAX}"
+            )
     first = int(match.group(1))
     last = int(match.group(2)) if match.group(2) is not None else first
     factor = match.group(3)

@@ -675,5 +675,13 @@ def test_runner_progress_reporter_writes_plain_lines() -> None:
     assert len(lines) == 2
 
 
+def test_a_progress_line_of_a_file_without_rows_shows_no_share() -> None:
+    """A header-only file has 0 lines: its last line divided by 0 and crashed the CLI."""
+    stream = io.StringIO()
+    with Reporter("abc", 0, stream):
+        pass
+    assert stream.getvalue().startswith("zipscore: job abc: 0 rows, ")
+
+
 def test_batch_runner_needs_no_database_driver() -> None:
     assert BatchRunner.__module__ == "producer.batch"

@@ -88,6 +88,15 @@ def test_crlf_and_lf_and_a_last_row_without_line_ending() -> None:
     ]
 
 
+@pytest.mark.parametrize("before", ["", '0,"1501",y\n'])
+def test_a_bare_cr_ending_the_last_row_is_its_line_ending_with_or_without_quotes(
+    before: str,
+) -> None:
+    """The chunk without quotes kept the CR in the row, the one with quotes did not: the
+    same file's output changed with its chunk size."""
+    assert score(before + "1,9000,x\r")[-1] == "1,9000,x,B,ok,"
+
+
 def test_a_one_column_file() -> None:
     assert score("9000\n\n", column=0, columns=1) == ["9000,B,ok,", ",,invalid,no zipcode"]
 

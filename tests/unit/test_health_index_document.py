@@ -59,6 +59,7 @@ def test_a_repeated_identical_month_is_one_month() -> None:
         (b"\xff\xfe\x00junk", "not JSON"),
         (b"[" * 100_000, "not JSON"),  # nesting deep enough to exhaust the recursion limit
         (b'{"facts": [' + b"9" * 5000 + b"]}", "not JSON"),  # an int too long to convert
+        (b'{"facts": [1e-0' + b"9" * 5000 + b"]}", "not JSON"),  # an exponent Decimal cannot hold
         (b"[1, 2]", "document"),
         (b'{"facts": {"a": 1}}', "facts"),
         (b'{"facts": "none"}', "facts"),

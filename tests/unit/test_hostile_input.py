@@ -1,10 +1,13 @@
-"""Hostile input at the entry points hypothesis did not reach yet: task messages, CLI
-arguments and environment settings. For any input: an answer or a contract error, never an
+"""Hostile values at the entry points that take them: task messages, CLI arguments and
+environment settings. For any input: an answer or a contract error, never an
 exception, a traceback or a hang; a refused input changes nothing.
 
-(The risk-table parser, validation, batch rows and Statbel documents have their own
+Files have theirs in test_hostile_files.py: risk tables through `zipscore db
+load-zipcodes`, batch inputs through `zipscore score`, Statbel documents through the index
+refresh (and bad risk tables against the real Postgres load in
+tests/integration/test_hostile_table_files.py). The parsers underneath have their own
 property tests in test_risk_table.py, test_validation.py, test_batch_scoring.py and
-test_health_index_document.py.)
+test_health_index_document.py.
 """
 
 from __future__ import annotations
