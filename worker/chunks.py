@@ -26,6 +26,9 @@ from worker.batch_store import BatchStore, is_job_id
 from worker.errors import ErrorCode, ZipscoreError
 from worker.zipcodes import ZipcodeStore
 
+# risk_table_meta.version is a Postgres bigint: a larger number is no table version at all.
+MAX_TABLE_VERSION = 2**63 - 1
+
 
 class ChunkMessage(BaseModel):
     """One `batch.score_chunk` message: which chunk of which job, and how to read its rows.
@@ -38,7 +41,7 @@ class ChunkMessage(BaseModel):
 
     job: str
     chunk: int = Field(ge=0)
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=MAX_TABLE_VERSION)
     column: int = Field(ge=0)
     columns: int = Field(ge=1)
     newline: Literal["\n", "\r\n"]
@@ -67,16 +70,18 @@ def parse_message(message: object) -> ChunkMessage:
 
 
 def parse_version(version: object) -> int | None:
-    """A `batch.pin_table` argument: None (a new job) or a table version, an int >= 0.
+    """A `batch.pin_table` argument: None (a new job) or a table version, a bigint >= 0.
 
     Raises:
-        ZipscoreError: BAD_INPUT_FILE for anything else (bools included).
+        ZipscoreError: BAD_INPUT_FILE for anything else (bools, and numbers no version can
+            reach, which would otherwise read the whole table only to find it is not there).
     """
-    if version is None or (type(version) is int and version >= 0):
+    if version is None or (type(version) is int and 0 <= version <= MAX_TABLE_VERSION):
         return version
     raise ZipscoreError(
         ErrorCode.BAD_INPUT_FILE,
-        f"bad table version {str(version)[:20]!r}: expected an integer >= 0 or null",
+        f"bad table version {str(version)[:20]!r}: expected an integer "
+        f"0-{MAX_TABLE_VERSION} or null",
     )
 
 

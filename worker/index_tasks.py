@@ -6,7 +6,8 @@
 A refresh that meets a transient fault (network, timeout, 5xx, 429, Postgres or Redis down)
 is retried by Celery with exponential backoff and jitter, a bounded number of times; then
 it fails (logged, FAILURE in Flower) and the previous values stay in service. A refused
-document or a 4xx is not retried: the same request would get the same answer.
+document or a 4xx is not retried: the same request would get the same answer. A message
+whose `if_empty` is not a boolean is answered INDEX_UNAVAILABLE before anything is fetched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from worker.errors import ErrorCode
 from worker.settings import Settings, get_settings
 from worker.statbel import SourceUnavailable
 from worker.tasks import RETRY, TRANSIENT, answer, guarded
+from worker.validation import parse_if_empty
 
 
 def retry_policy(settings: Settings) -> dict[str, Any]:
@@ -47,13 +49,18 @@ def longest_retry_wait(settings: Settings) -> int:
 )
 def refresh(if_empty: object = False) -> dict[str, Any]:
     settings = get_settings()
-    return index.refresh(
-        runtime.statbel(),
-        runtime.index_store(),
-        runtime.index_cache(),
-        settings.index_base_years,
-        if_empty=if_empty is True,
-    )
+
+    def run() -> dict[str, Any]:
+        only_when_empty = parse_if_empty(if_empty)  # refused before anything is fetched
+        return index.refresh(
+            runtime.statbel(),
+            runtime.index_store(),
+            runtime.index_cache(),
+            settings.index_base_years,
+            if_empty=only_when_empty,
+        )
+
+    return answer(run)
 
 
 @app.task(name="index.latest", **guarded(ErrorCode.WRONG_YEAR), **RETRY)

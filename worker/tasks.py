@@ -109,7 +109,8 @@ def score_chunk(message: object) -> dict[str, Any]:
     return answer(lambda: chunks.score_message(runtime.batch_store(), message))
 
 
-@app.task(name="health.ping")  # no retries: a readiness probe wants the state of now
+# No retries: a readiness probe wants the state of now.
+@app.task(name="health.ping", **guarded(ErrorCode.BACKEND_UNAVAILABLE))
 def ping() -> dict[str, Any]:
     """A worker is consuming `lookups` (the default queue) and its Postgres answers `SELECT 1`.
 

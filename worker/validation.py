@@ -1,4 +1,5 @@
-"""Validation of every value that comes from outside: zipcodes, risk factors, base years.
+"""Validation of every value that comes from outside: zipcodes, risk factors, base years,
+and the flag of a health index refresh.
 
 Both the producer (before anything is sent) and the worker (before anything is queried)
 call these, so a message that skipped the client is still checked.
@@ -80,3 +81,18 @@ def parse_base_year(value: object, supported: tuple[int, ...]) -> int:
             f"base year must be one of {', '.join(map(str, supported))}, not {_echo(value)}",
         )
     return number
+
+
+def parse_if_empty(value: object) -> bool:
+    """The `if_empty` flag of `index.refresh`: JSON true or false, nothing else.
+
+    Raises:
+        ZipscoreError: INDEX_UNAVAILABLE (the refresh's code for a refused message) for
+            anything else, so a malformed message is not taken for a plain refresh.
+    """
+    if isinstance(value, bool):
+        return value
+    raise ZipscoreError(
+        ErrorCode.INDEX_UNAVAILABLE,
+        f"index.refresh: if_empty must be true or false, not {_echo(value)}",
+    )

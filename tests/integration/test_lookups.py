@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from producer.client import Client, LookupResult
+from tests.table_activity import activity
 from worker import zipcodes
 from worker.cache import ResultCache
 from worker.errors import ErrorCode, ZipscoreError
@@ -19,15 +20,6 @@ pytestmark = pytest.mark.usefixtures("celery_worker")
 @pytest.fixture
 def client(real_cache: ResultCache) -> Client:
     return Client(cache=real_cache, timeout=15)
-
-
-def zipcode_scans(conn: psycopg.Connection) -> int:
-    conn.execute("SELECT pg_stat_clear_snapshot()")
-    row = conn.execute(
-        "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables"
-        " WHERE relname = 'zipcodes'"
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def test_lookup_through_the_queue(client: Client) -> None:
@@ -60,14 +52,15 @@ def test_listing_by_risk_factor(client: Client) -> None:
 def test_a_raw_message_with_an_injection_reaches_no_query(
     client: Client, conn: psycopg.Connection
 ) -> None:
-    before = zipcode_scans(conn)
+    before = activity(conn)
     with pytest.raises(ZipscoreError) as caught:
         client.call("zipcodes.by_risk_factor", "A' OR '1'='1")
     assert caught.value.code is ErrorCode.RISK_FACTOR_NOT_VALID
     with pytest.raises(ZipscoreError) as caught:
         client.call("zipcodes.lookup", "1000; DROP TABLE zipcodes")
     assert caught.value.code is ErrorCode.ZIPCODE_NOT_VALID
-    assert zipcode_scans(conn) == before
+    # Every other parameter: tests/integration/test_injection.py.
+    assert activity(conn).since(before) == {}
     assert zipcodes.table_size(conn) > 0
 
 

@@ -574,12 +574,27 @@ def test_bad_chunk_messages_get_an_error_envelope(message: object) -> None:
     assert answer["error"]["code"] == "BAD_INPUT_FILE"
 
 
-@pytest.mark.parametrize("version", [True, False, -1, "1", 1.0, [1], {"version": 1}, "latest"])
-@pytest.mark.usefixtures("eager")
-def test_pin_table_refuses_anything_but_a_version_or_null(version: object) -> None:
+@pytest.mark.parametrize(
+    "version",
+    [
+        *(True, False, -1, "1", 1.0, [1], {"version": 1}, "latest"),
+        *(pytest.param(2**63, id="2**63"), pytest.param(10**300, id="10**300")),
+    ],
+)
+def test_pin_table_refuses_anything_but_a_version_or_null(
+    version: object, store: DictZipcodeStore, eager: Sent
+) -> None:
     answer = app.tasks["batch.pin_table"].apply(args=[version]).get()
     assert answer["error"]["code"] == "BAD_INPUT_FILE"
     assert "table version" in answer["error"]["message"]
+    assert store.queries == 0  # a number beyond bigint used to read the whole table first
+
+
+@pytest.mark.usefixtures("eager")
+def test_a_chunk_message_with_a_version_beyond_bigint_is_refused() -> None:
+    message = {**GOOD_MESSAGE, "version": 2**63}
+    answer = app.tasks["batch.score_chunk"].apply(args=[message]).get()
+    assert answer["error"]["code"] == "BAD_INPUT_FILE"
 
 
 @pytest.mark.usefixtures("eager")

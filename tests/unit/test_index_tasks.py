@@ -214,11 +214,26 @@ def test_the_start_up_refresh_runs_only_on_an_empty_history() -> None:
 
 
 @respx.mock
-def test_only_a_true_if_empty_skips() -> None:
+def test_if_empty_false_is_a_plain_refresh() -> None:
     route = statbel(httpx.Response(200, content=fixture_body()))
     refresh().get()
-    refresh(if_empty="yes").get()
+    assert refresh(if_empty=False).get()["skipped"] is False
     assert route.call_count == 2
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    "bad", ["yes", "true", 1, 0, None, [True], {"if_empty": True}, "2004; DROP TABLE health_index"]
+)
+def test_an_if_empty_that_is_not_a_boolean_is_refused_before_any_fetch(
+    bad: object, index_store: MemoryHealthIndexStore
+) -> None:
+    """It used to run a whole refresh (fetch, upsert, a row in index_refreshes)."""
+    route = statbel(httpx.Response(200, content=fixture_body()))
+    answer = refresh(if_empty=bad).get()
+    assert answer["error"]["code"] == "INDEX_UNAVAILABLE"
+    assert route.call_count == 0
+    assert index_store.refreshes == []
 
 
 @pytest.mark.parametrize("bad", [1988, "2005", "2004 = 100", None, True, [2004], "1996; DROP"])

@@ -13,7 +13,7 @@ import pytest
 from tests.unit.conftest import DictZipcodeStore
 from worker import tasks
 from worker.cache import ResultCache
-from worker.celery_app import app
+from worker.celery_app import TASK_MODULES, app
 from worker.risk_table import Rule
 
 
@@ -118,6 +118,7 @@ def test_loading_the_tasks_connects_the_pool_to_each_worker_process() -> None:
         ("zipcodes.by_risk_factor", (), {}, "RISK_FACTOR_NOT_VALID"),
         ("index.latest", (1, 2), {}, "WRONG_YEAR"),
         ("batch.score_chunk", (), {}, "BAD_INPUT_FILE"),
+        ("health.ping", ("1; SELECT pg_sleep(5)",), {}, "BACKEND_UNAVAILABLE"),  # takes none
     ],
 )
 def test_a_message_that_does_not_fit_the_task_is_refused_once(
@@ -138,6 +139,14 @@ def test_a_message_that_does_not_fit_the_task_is_refused_once(
     refusals = [r for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 1
     assert "task_id=poison-1" in refusals[0].getMessage()
+
+
+def test_every_zipscore_task_is_guarded() -> None:
+    """health.ping was not: a ping with an argument raised TypeError in Celery's tracer."""
+    app.loader.import_default_modules()
+    ours = {name: task for name, task in app.tasks.items() if task.run.__module__ in TASK_MODULES}
+    assert "health.ping" in ours
+    assert {name for name, task in ours.items() if not isinstance(task, tasks.GuardedTask)} == set()
 
 
 @pytest.mark.usefixtures("eager")
