@@ -16,9 +16,8 @@ before the consumer creates its broker connection, which copies the transport op
 
 from __future__ import annotations
 
+from ops.drills.drill_timing import SWEEP_SECONDS
 from worker.celery_app import app
-
-SWEEP_SECONDS = 1
 
 
 def sweep_every_second() -> None:

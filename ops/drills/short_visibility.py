@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import logging
 
+from ops.drills.drill_timing import VISIBILITY_TIMEOUT_SECONDS
 from ops.drills.fast_restore import sweep_every_second
 from worker.celery_app import app
-
-VISIBILITY_TIMEOUT_SECONDS = 4
 
 
 def lower_the_visibility_timeout() -> None:

@@ -31,8 +31,7 @@ from datetime import datetime
 import pydantic
 import pytest
 
-from ops.drills.fast_restore import SWEEP_SECONDS
-from ops.drills.short_visibility import VISIBILITY_TIMEOUT_SECONDS
+from ops.drills.drill_timing import SWEEP_SECONDS, VISIBILITY_TIMEOUT_SECONDS
 from tests.drills.conftest import StartWorker, run_producer, scaled
 from tests.drills.servers import RedisServer, WorkerProcess, wait_until
 from tests.drills.test_broker_restart import held_for_redelivery

@@ -130,3 +130,16 @@ def test_the_app_uses_zipscore_s_redis_transport_under_the_redis_scheme(scheme: 
         assert isinstance(connection.transport, Transport)
         # Flower and the worker's banner read the scheme back from the connection.
         assert connection.as_uri() == f"{scheme}://:**@127.0.0.1:6390/0"
+
+
+def test_importing_the_drills_leaves_this_process_s_broker_options_alone() -> None:
+    # Regression: the visibility-timeout drill imported the drill-only worker modules for
+    # their figures, which lowered this process's visibility timeout to 4 s at import and
+    # broke the settings tests that ran after it in the same session.
+    import importlib
+
+    from worker.celery_app import app
+
+    before = dict(app.conf.broker_transport_options)
+    importlib.import_module("tests.drills.test_visibility_timeout")
+    assert app.conf.broker_transport_options == before
