@@ -5,7 +5,8 @@ Run against a running service (`make run` in another shell):
     .venv/bin/python ops/bench/lookup_latency.py [--misses 300] [--hits 3000]
 
 A miss is measured as the producer's queue round trip (`Client.call`, which always goes
-through a worker and Postgres); a hit as `Client.lookup` for a zipcode already cached.
+through a worker: its process's copy of the table and a cache write); a hit as
+`Client.lookup` for a zipcode already cached.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main() -> None:
     hits = measure(args.hits, lambda z: client.lookup(1000 + z % args.misses))
 
     print(f"{'path':<28}{'n':>7}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-    for name, samples in (("miss (queue + Postgres)", misses), ("hit (Redis cache)", hits)):
+    for name, samples in (("miss (queue + worker)", misses), ("hit (Redis cache)", hits)):
         print(
             f"{name:<28}{len(samples):>7}{percentile(samples, 0.5):>10.2f}"
             f"{percentile(samples, 0.99):>10.2f}{statistics.fmean(samples):>10.2f}"
