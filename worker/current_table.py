@@ -30,27 +30,30 @@ class CurrentTable:
     def __init__(self, store: ZipcodeStore, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._clock = clock
-        self._version: int | None = None
-        self._factors: dict[int, str] = {}
+        # Version and rows in one tuple, replaced whole: a reader in another thread never
+        # pairs one copy's version with another copy's rows.
+        self._copy: tuple[int, dict[int, str]] | None = None
         self._checked = 0.0
 
     def lookup(self, zipcode: int) -> tuple[int, str | None]:
         """The table's version and `zipcode`'s factor (None when no rule covers it)."""
+        copy = self._copy
         now = self._clock()
-        if self._version is None:
-            self.reload()
+        if copy is None:
+            copy = self.reload()
         elif now - self._checked >= RECHECK_SECONDS:
             self._checked = now
             try:
                 current = self._store.current_version()
             except UNREACHABLE:
-                current = self._version
-            if current != self._version:
-                self.reload()
-        assert self._version is not None
-        return self._version, self._factors.get(zipcode)
+                current = copy[0]
+            if current != copy[0]:
+                copy = self.reload()
+        version, factors = copy
+        return version, factors.get(zipcode)
 
-    def reload(self) -> None:
-        """Take a fresh copy of the table and its version, read together."""
-        self._version, self._factors = self._store.snapshot()
+    def reload(self) -> tuple[int, dict[int, str]]:
+        """Take a fresh copy of the table and its version, read together; return it."""
+        self._copy = copy = self._store.snapshot()
         self._checked = self._clock()
+        return copy
