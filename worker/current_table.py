@@ -34,6 +34,7 @@ class CurrentTable:
         # pairs one copy's version with another copy's rows.
         self._copy: tuple[int, dict[int, str]] | None = None
         self._checked = 0.0
+        self._caught_up_to = 0  # the last published version `catch_up` copied for
 
     def lookup(self, zipcode: int) -> tuple[int, str | None]:
         """The table's version and `zipcode`'s factor (None when no rule covers it)."""
@@ -42,15 +43,32 @@ class CurrentTable:
         if copy is None:
             copy = self.reload()
         elif now - self._checked >= RECHECK_SECONDS:
-            self._checked = now
             try:
                 current = self._store.current_version()
             except UNREACHABLE:
                 current = copy[0]
+            finally:
+                # From the check's end: a check that waited on an unreachable Postgres is
+                # not repeated by the very next lookup.
+                self._checked = self._clock()
             if current != copy[0]:
                 copy = self.reload()
         version, factors = copy
         return version, factors.get(zipcode)
+
+    def catch_up(self, published: int) -> bool:
+        """Copy the table again for a version Redis publishes and the copy is behind;
+        True when it did. Once per published version: when Postgres itself is behind
+        Redis (a database restored from an older backup), lookups do not copy the whole
+        table each time."""
+        copy = self._copy
+        if copy is not None and published <= copy[0]:
+            return False
+        if published <= self._caught_up_to:
+            return False
+        self._caught_up_to = published
+        self.reload()
+        return True
 
     def reload(self) -> tuple[int, dict[int, str]]:
         """Take a fresh copy of the table and its version, read together; return it."""

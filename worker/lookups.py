@@ -17,12 +17,11 @@ def lookup(table: CurrentTable, cache: ResultCache, zipcode: object) -> dict[str
     the table), the table is copied again and the zipcode answered from the new one.
     """
     number = parse_zipcode(zipcode)
-    for attempt in range(2):
+    for _ in range(2):
         version, factor = table.lookup(number)
         answer = {"zipcode": number, "risk_factor": factor, "exists": factor is not None}
-        if cache.put(version, LOOKUP, number, answer) <= version or attempt:
+        if not table.catch_up(cache.put(version, LOOKUP, number, answer)):
             break
-        table.reload()
     return answer
 
 

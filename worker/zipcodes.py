@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from worker.risk_table import Rule, expand
 
 VERSION_SQL = "SELECT version FROM risk_table_meta"
+VERSION_CHECK_TIMEOUT = 0.5  # seconds to wait for a pooled connection for that check
 # What a store raises when Postgres cannot be reached (tasks retry on these).
 UNREACHABLE = (psycopg.OperationalError, PoolTimeout)
 # One statement, so the version and the rows come from one snapshot of the database.
@@ -47,7 +48,9 @@ class PostgresZipcodeStore:
         self._pool = pool
 
     def current_version(self) -> int:
-        with self._pool.connection() as conn:
+        # A short wait: this check runs inside a lookup, and a lookup that cannot reach
+        # Postgres goes on with the copy it has (worker/current_table.py).
+        with self._pool.connection(timeout=VERSION_CHECK_TIMEOUT) as conn:
             row = conn.execute(VERSION_SQL, prepare=True).fetchone()
         assert row is not None
         return int(row[0])

@@ -82,6 +82,9 @@ def test_a_published_version_postgres_does_not_hold_costs_one_more_copy_only(
     assert answer["risk_factor"] == "B"
     assert store.queries == 2
     assert cache.get("lookup", 1315) is None  # cached under version 1, not the current 6
+    for zipcode in (1000, 9000, 9170):  # regression: each of these copied the table again
+        lookups.lookup(table, cache, zipcode)
+    assert store.queries == 2
 
 
 def test_an_empty_table_answers_unknown(clock: Clock) -> None:
@@ -124,3 +127,31 @@ def test_a_cold_copy_needs_the_database(clock: Clock) -> None:
     store.down = True
     with pytest.raises(psycopg.OperationalError):
         CurrentTable(store, clock).lookup(9000)  # the task retries on this
+
+
+class SlowUnreachableStore(UnreachableStore):
+    """Its version check waits `wait` seconds on the clock before failing."""
+
+    def __init__(self, clock: Clock, wait: float) -> None:
+        super().__init__(list(SAMPLE_RULES))
+        self.clock, self.wait, self.checks = clock, wait, 0
+
+    def current_version(self) -> int:
+        self.checks += 1
+        self.clock.now += self.wait
+        return super().current_version()
+
+
+def test_a_check_that_waited_on_a_dead_database_is_not_repeated_by_the_next_lookup(
+    clock: Clock,
+) -> None:
+    # Regression: the interval ran from the check's start, so with Postgres down every
+    # lookup waited out the pool's timeout again.
+    store = SlowUnreachableStore(clock, wait=5.0)
+    table = CurrentTable(store, clock)
+    table.lookup(9000)
+    store.down = True
+    clock.now += RECHECK_SECONDS
+    for zipcode in (9000, 1000, 1315):
+        assert table.lookup(zipcode)[0] == 1
+    assert store.checks == 1
