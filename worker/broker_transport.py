@@ -23,13 +23,13 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import TRANSPORT_ALIASES, _transport_cache
 from kombu.transport import redis as kombu_redis
 
 
 class Channel(kombu_redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        if self.connection.client is None:
+        if getattr(self.connection, "client", None) is None:  # closed, or channel detached
             raise redis.ConnectionError("the broker connection of this channel is closed")
         params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
         return params
@@ -43,3 +43,4 @@ def use() -> None:
     """Make this module's Transport the one for redis:// and rediss:// broker URLs."""
     for scheme in ("redis", "rediss"):
         TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+        _transport_cache.pop(scheme, None)  # kombu's class, if resolved before this call

@@ -143,3 +143,21 @@ def test_importing_the_drills_leaves_this_process_s_broker_options_alone() -> No
     before = dict(app.conf.broker_transport_options)
     importlib.import_module("tests.drills.test_visibility_timeout")
     assert app.conf.broker_transport_options == before
+
+
+def test_the_transport_is_zipscore_s_even_if_kombu_resolved_redis_before() -> None:
+    from kombu.transport import get_transport_cls
+    from kombu.transport import redis as kombu_redis
+
+    from worker import broker_transport
+
+    broker_transport.use()
+    assert get_transport_cls("redis") is broker_transport.Transport
+    # A process that resolved "redis" before the app was built (kombu caches the class).
+    from kombu.transport import TRANSPORT_ALIASES, _transport_cache
+
+    TRANSPORT_ALIASES["redis"] = "kombu.transport.redis:Transport"
+    _transport_cache.pop("redis", None)
+    assert get_transport_cls("redis") is kombu_redis.Transport
+    broker_transport.use()
+    assert get_transport_cls("redis") is broker_transport.Transport
