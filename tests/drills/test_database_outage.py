@@ -15,7 +15,7 @@ import re
 import time
 from pathlib import Path
 
-from tests.drills.conftest import StartWorker, scaled
+from tests.drills.conftest import StartWorker, run_producer, scaled
 from tests.drills.servers import PostgresCluster, RedisServer, wait_until
 from tests.e2e.test_batch_e2e import SAMPLE, producer
 
@@ -75,16 +75,19 @@ def test_lookups_retry_through_a_database_outage(
 def test_a_warm_worker_answers_lookups_through_a_database_outage(
     drill_env: dict[str, str], private_postgres: PostgresCluster, start_worker: StartWorker
 ) -> None:
+    # The default connect timeout (5 s): a lookup that waited on it would show.
     env = {**drill_env, "ZIPSCORE_DATABASE_URL": private_postgres.url(),
-           "ZIPSCORE_DB_CONNECT_TIMEOUT": "1", "ZIPSCORE_LOOKUP_TIMEOUT": "20"}  # fmt: skip
+           "ZIPSCORE_LOOKUP_TIMEOUT": "20"}  # fmt: skip
     worker = start_worker(env, queues="lookups", concurrency=1)
     warm = producer(env, "lookup", "9000")  # the worker process copies the table
     assert warm.communicate(timeout=60)[0] == "B\n"
     private_postgres.stop()
     try:
-        time.sleep(1.5)  # past the copy's version check interval: the check fails
+        time.sleep(1.5)  # past the copy's version check interval: the next check fails
         asked = [producer(env, "lookup", str(z), "--json") for z in SPREAD]
         answers = [json.loads(ask.communicate(timeout=30)[0] or "null") for ask in asked]
+        # Then a run of uncached lookups through one client, each timed.
+        run = run_producer(env, "lookups", str(scaled(20, 200)), "4400")
     finally:
         private_postgres.start()
     factors = [SAMPLE.get(str(z)) for z in SPREAD]
@@ -92,8 +95,12 @@ def test_a_warm_worker_answers_lookups_through_a_database_outage(
         {"zipcode": z, "risk_factor": f, "exists": f is not None}
         for z, f in zip(SPREAD, factors, strict=True)
     ]
+    assert run["codes"] == {"ok": scaled(20, 200)}
+    # Well under the pool's 5 s wait: at most one version check (0.5 s) a second waits.
+    assert run["slowest"] < 1.5, run
     assert "retry: Retry in" not in worker.text()
-    print(f"database outage, warm worker: {len(SPREAD)} lookups answered from its copy")
+    print(f"database outage, warm worker: {len(SPREAD) + scaled(20, 200)} lookups answered "
+          f"from its copy, slowest {run['slowest'] * 1000:.0f} ms")  # fmt: skip
 
 
 SPREAD = (1000, 1501, 4321, 9170)
