@@ -8,7 +8,6 @@ Redis are exactly as before.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from producer import cli
+from tests.cli_results import assert_no_crash, assert_one_line_error
 from worker.cache import ResultCache
+from worker.errors import ErrorCode
 
 BAD_LINES = st.sampled_from(
     [
@@ -75,11 +76,7 @@ def test_a_refused_file_leaves_the_table_and_its_version_as_they_were(
     path.write_bytes(content)
     before = table_state(conn, real_cache)
     result = runner.invoke(cli.cli, ["db", "load-zipcodes", str(path), "--json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
+    assert_no_crash(result)
     assert result.exit_code == 2, result.output
-    assert json.loads(result.stdout)["error"]["code"] == "BAD_INPUT_FILE"
-    assert result.stderr.startswith("zipscore: BAD_INPUT_FILE: ")
-    assert result.stderr.count("\n") == 1
+    assert_one_line_error(result, ErrorCode.BAD_INPUT_FILE, as_json=True)
     assert table_state(conn, real_cache) == before

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from producer import cli
 from producer.client import Client
+from tests.cli_results import assert_no_crash, assert_one_line_error
 from tests.statbel_documents import fixture_body
 from tests.unit.conftest import STATBEL_TEST_URL, DictZipcodeStore, MemoryHealthIndexStore
 from worker import runtime
@@ -53,21 +54,6 @@ SUPPORTED = (1996, 2004, 2013, 2025)
 
 def invoke(runner: CliRunner, *args: str) -> Result:
     return runner.invoke(cli.cli, list(args), standalone_mode=True)
-
-
-def assert_no_crash(result: Result) -> None:
-    """The command ended by its own exit status, and nothing but one-line answers was printed."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert "Traceback" not in result.stdout + result.stderr
-
-
-def assert_one_line_error(result: Result, code: ErrorCode, as_json: bool) -> None:
-    assert result.stderr.startswith(f"zipscore: {code.value}: "), result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    if as_json:
-        assert json.loads(result.stdout)["error"]["code"] == code.value
 
 
 def corrupt(data: bytes, junk: bytes, where: int) -> bytes:
