@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
@@ -11,6 +12,7 @@ from producer.client import Client, LookupResult
 from tests.table_activity import activity
 from worker import zipcodes
 from worker.cache import ResultCache
+from worker.current_table import RECHECK_SECONDS
 from worker.errors import ErrorCode, ZipscoreError
 from worker.risk_table import parse_text
 
@@ -75,6 +77,19 @@ def test_a_reload_invalidates_every_cached_answer(
     assert client.lookup(9000).risk_factor == "C"
     assert client.lookup(1000) == LookupResult(zipcode=1000, risk_factor=None, exists=False)
     assert client.by_risk_factor("C").zipcodes == [9000]
+
+
+@pytest.mark.usefixtures("restore_table")
+def test_a_load_whose_publish_never_happened_is_answered_within_the_recheck(
+    client: Client, conn: psycopg.Connection
+) -> None:
+    """The worker's copy of the table checks Postgres's version at most every
+    RECHECK_SECONDS: a load that committed but never reached Redis (Redis was down for its
+    publish) is answered from then on, through the queue, without any publish."""
+    assert client.call("zipcodes.lookup", 9000)["risk_factor"] == "B"  # the copy is warm
+    zipcodes.load_rules(conn, parse_text("9000,C\n"))  # committed, not published
+    time.sleep(RECHECK_SECONDS + 0.1)
+    assert client.call("zipcodes.lookup", 9000)["risk_factor"] == "C"
 
 
 def test_concurrent_lookups_share_the_pool(client: Client) -> None:
