@@ -328,6 +328,16 @@ def test_two_producers_resuming_one_job_only_one_runs_it(
     assert client.batch_status(job_id).state == "done"
 
 
+def score_40_rows_reporting_to(reporter: type[Reporter], client: Client, tmp_path: Path) -> None:
+    """Score 40 one-line rows in chunks of 5, progress going to a `reporter` of the test's."""
+    client.score_file(
+        portfolio(tmp_path / "in.csv", 40, multiline=False),
+        tmp_path / "out.csv",
+        chunk_size=5,
+        progress=lambda job, total: reporter(job, total, None),
+    )
+
+
 def test_a_producer_that_lost_its_lease_stops_and_writes_no_state(
     client: Client, eager: Sent, tmp_path: Path, batch_store: BatchStore
 ) -> None:
@@ -340,12 +350,7 @@ def test_a_producer_that_lost_its_lease_stops_and_writes_no_state(
                 taken.append(batch_store.get_job(self.job))
 
     with pytest.raises(ZipscoreError) as caught:
-        client.score_file(
-            portfolio(tmp_path / "in.csv", 40, multiline=False),
-            tmp_path / "out.csv",
-            chunk_size=5,
-            progress=lambda job, total: TakenOverAfter10Rows(job, total, None),
-        )
+        score_40_rows_reporting_to(TakenOverAfter10Rows, client, tmp_path)
     assert caught.value.code is ErrorCode.TIMEOUT
     job_id = only_job(batch_store)
     assert taken[0] is not None
@@ -429,12 +434,7 @@ def test_a_job_record_that_expired_mid_run_is_not_recreated_and_reads_as_unknown
                 batch_store.redis.delete(batch_store.job_key(self.job))  # its TTL ran out
 
     with pytest.raises(ZipscoreError) as caught:
-        client.score_file(
-            portfolio(tmp_path / "in.csv", 40, multiline=False),
-            tmp_path / "out.csv",
-            chunk_size=5,
-            progress=lambda job, total: ExpiresAfter10Rows(job, total, None),
-        )
+        score_40_rows_reporting_to(ExpiresAfter10Rows, client, tmp_path)
     assert "gone from Redis" in caught.value.message
     keys = list(batch_store.redis.scan_iter(match="unit:batch:job:*"))
     assert keys == []  # neither progress nor `interrupted` recreated a partial record
