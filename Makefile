@@ -83,7 +83,7 @@ mutation: install ## mutation testing of the core rules with mutmut, and the sco
 
 BENCH_ARGS ?=
 GATEWAY_BENCH_ARGS ?=
-bench: install ## batch benchmark (floor vs task per row vs zipscore score), then the gateway's
+bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Polars side by side), then the gateway's
 	@# Bytecode once, so worker and CLI start-up do not recompile every module.
 	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
 	python ops/bench/batch_bench.py $(BENCH_ARGS)

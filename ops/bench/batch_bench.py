@@ -14,6 +14,12 @@ Prints one table:
 then the ratios (3)/(1) >= 0.5 and (3)/(2) >= 300, RSS < 150 MB per process, and the
 5,000,000-row run's peak RSS within 10 % of the 1,000,000-row one.
 
+Then the peers, side by side on a realistic portfolio (`customer_id,name,zipcode,premium`,
+names with commas and doubled quotes, 1 % bad zipcodes; 2,000,000 rows by default): the
+csv floor, DuckDB and Polars (ops/bench/peers.py) and `zipscore score`, each timed as a whole
+process (interpreter start and imports included), three interleaved repetitions, medians.
+The ratios to DuckDB and Polars are printed as goals; they do not set the exit code yet.
+
 Everything runs against a throwaway database (created, migrated, loaded with the sample
 table, dropped) and a Redis prefix of its own; input files go to --workdir (under /tmp).
 Needs the dev environment (psutil).
@@ -31,6 +37,7 @@ import pstats
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -150,6 +157,49 @@ def generate(path: Path, rows: int) -> Path:
                 batch.clear()
         out.write("".join(batch))
     tmp.rename(path)
+    return path
+
+
+FIRST_NAMES = ["Jan", "Marie", "Luc", "Anne-Sophie", "Mohamed", "Els", "Pieter", "Lotte"]
+LAST_NAMES = ["Peeters", "Janssens", "Maes", "Dubois", "Van den Broeck", "O'Neil", "Lambert"]
+
+
+def generate_portfolio(path: Path, rows: int) -> Path:
+    """A realistic portfolio: `customer_id,name,zipcode,premium`; names like `"Maes, Jan"`
+    (a quoted comma) or `"Els ""Lizzy"" Peeters"` (doubled quotes); 1 % bad zipcodes."""
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    rng = random.Random(rows + 1)  # noqa: S311 - test data, not secrets
+    bad = ["", "abc", "999", "10000", "12a4"]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as out:
+        out.write("customer_id,name,zipcode,premium\n")
+        batch: list[str] = []
+        for i in range(rows):
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            shape = rng.random()
+            if shape < 0.3:
+                name = f'"{last}, {first}"'
+            elif shape < 0.4:
+                name = f'"{first} ""{first[:3]}"" {last}"'
+            else:
+                name = f"{first} {last}"
+            zipcode = rng.choice(bad) if rng.random() < 0.01 else str(rng.randint(1000, 9999))
+            batch.append(f"C{i:08d},{name},{zipcode},{rng.randint(100, 5_000)}.{i % 100:02d}\n")
+            if len(batch) == 100_000:
+                out.write("".join(batch))
+                batch.clear()
+        out.write("".join(batch))
+    tmp.rename(path)
+    return path
+
+
+def expanded_table(path: Path) -> Path:
+    """The sample risk table, one `zipcode,risk_factor` row a zipcode, for the peers."""
+    pairs = expand(parse_text(SAMPLE_TABLE.read_text()))
+    path.write_text(
+        "zipcode,risk_factor\n" + "".join(f"{zipcode},{factor}\n" for zipcode, factor in pairs)
+    )
     return path
 
 
@@ -314,6 +364,65 @@ def profile_worker(env: Env, source: Path, workdir: Path) -> Path:
     return out
 
 
+# -- the peers, side by side ----------------------------------------------------------------
+
+PEERS = ("csv", "duckdb", "polars")
+PEER_LABELS = {
+    "csv": "Python csv.reader -> dict -> csv.writer, 1 process",
+    "duckdb": "DuckDB, 2 threads, LEFT JOIN, order kept, COPY",
+    "polars": "Polars, 2 threads, left join, order kept",
+    "zipscore": "zipscore score, one -c 2 batch worker",
+}
+
+
+def peer(design: str, table: Path, source: Path, target: Path) -> float:
+    """One peer as a whole process; returns its wall seconds."""
+    paths = (table, source, target)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "ops" / "bench" / "peers.py"), design, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{design}: {done.stderr[-2000:]}")
+    target.unlink(missing_ok=True)
+    return seconds
+
+
+def side_by_side(env: Env, source: Path, rows: int, workdir: Path, repeats: int) -> list[str]:
+    """Every design on one file, `repeats` interleaved rounds; the table of medians."""
+    table = expanded_table(workdir / "risk-table.expanded.csv")
+    seconds: dict[str, list[float]] = {name: [] for name in (*PEERS, "zipscore")}
+    for round_ in range(repeats):
+        print(f"side by side, round {round_ + 1} of {repeats} ...", file=sys.stderr)
+        for design in PEERS:
+            seconds[design].append(peer(design, table, source, workdir / f"{design}.out.csv"))
+        seconds["zipscore"].append(zipscore(env, source, workdir, profile=False).wall_seconds)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    floor_seconds = median["csv"]
+    lines = [
+        "",
+        f"side by side: {rows:,} rows of customer_id,name,zipcode,premium (quoted names, "
+        f"1 % bad zipcodes); whole processes, median of {repeats} interleaved rounds",
+        f"{'design':<52} {'seconds':>8} {'rows/s':>12} {'vs csv floor':>13}",
+    ]
+    for name, value in median.items():
+        lines.append(
+            f"{PEER_LABELS[name]:<52} {value:>8.2f} {rows / value:>12,.0f} "
+            f"{floor_seconds / value:>12.2f}x"
+        )
+    for peer_name, goal in (("duckdb", "goal"), ("polars", "stretch goal")):
+        ratio = median[peer_name] / median["zipscore"]
+        lines.append(
+            f"zipscore / {peer_name:<7} = {ratio:5.2f}x   {goal} >= 1.00x   "
+            f"{verdict(ratio >= 1.0)} (not gated)"
+        )
+    return lines
+
+
 def top(path: Path, count: int = 12) -> str:
     stream = io.StringIO()
     pstats.Stats(str(path), stream=stream).sort_stats("tottime").print_stats(count)
@@ -333,12 +442,20 @@ def main() -> int:
     parser.add_argument("--naive-rows", type=int, default=5_000)
     parser.add_argument("--skip-5m", action="store_true", help="skip the 5,000,000-row run")
     parser.add_argument("--profile", action="store_true", help="cProfile producer and worker")
+    parser.add_argument("--peer-rows", type=int, default=2_000_000, help="rows, side by side")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the side-by-side")
+    parser.add_argument("--skip-peers", action="store_true", help="skip the side-by-side")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/zipscore-bench"))  # noqa: S108
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"generating inputs in {args.workdir} ...", file=sys.stderr)
     source = generate(args.workdir / f"portfolio-{args.rows}.csv", args.rows)
     big = None if args.skip_5m else generate(args.workdir / "portfolio-5000000.csv", 5_000_000)
+    realistic = None
+    if not args.skip_peers:
+        realistic = generate_portfolio(
+            args.workdir / f"customers-{args.peer_rows}.csv", args.peer_rows
+        )
 
     print("(1) floor ...", file=sys.stderr)
     floor_rate = max(floor(source, args.workdir / "floor.out.csv") for _ in range(2))
@@ -349,6 +466,11 @@ def main() -> int:
         print("(3) zipscore ...", file=sys.stderr)
         run = zipscore(env, source, args.workdir, profile=False)
         big_run = zipscore(env, big, args.workdir, profile=False) if big else None
+        peers = (
+            side_by_side(env, realistic, args.peer_rows, args.workdir, args.repeats)
+            if (realistic)
+            else []
+        )
         profiles: list[Path] = []
         if args.profile:
             zipscore(env, source, args.workdir, profile=True)
@@ -396,7 +518,7 @@ def main() -> int:
             f"target <= {100 * RSS_DRIFT:.0f} %   {verdict(drift <= RSS_DRIFT)}"
         )
         passed = passed and drift <= RSS_DRIFT and big_peak < RSS_LIMIT_MB
-    print("\n".join(lines))
+    print("\n".join(lines + peers))
     for path in profiles:
         print(f"\n== {path.name} (top functions by own time)\n{top(path)}")
     return 0 if passed else 1
