@@ -15,12 +15,15 @@ from pydantic import (
     AnyHttpUrl,
     Field,
     PostgresDsn,
+    PrivateAttr,
     RedisDsn,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from worker.secret_files import read_secret, refuse_placeholder, url_password, with_password
 
 # beSTAT's public JSON view of the consumer price index family (English labels: "Base year",
 # "Health index", "Month", "Year"), as used by other public consumers of Statbel's open data.
@@ -45,6 +48,10 @@ class Settings(BaseSettings):
     result_backend_url: RedisDsn | None = None
     cache_url: RedisDsn | None = None
     redis_prefix: str = Field(default="zipscore", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Passwords from files (container secrets), set into the URLs above that have none.
+    database_password_file: Path | None = None
+    redis_password_file: Path | None = None
+    _urls: dict[str, str] = PrivateAttr(default_factory=dict)
 
     db_pool_min_size: int = Field(default=1, ge=0, le=100)
     db_pool_max_size: int = Field(default=4, ge=1, le=100)
@@ -142,6 +149,33 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _passwords_are_real(self) -> Settings:
+        self._urls = {
+            "database": str(self.database_url),
+            "broker": str(self.broker_url or self.redis_url),
+            "result_backend": str(self.result_backend_url or self.redis_url),
+            "cache": str(self.cache_url or self.redis_url),
+        }
+        for role, url in self._urls.items():
+            password = url_password(url)
+            try:
+                refuse_placeholder(password or "")
+            except ValueError as exc:
+                raise ValueError(f"the password of the {role} URL {exc}") from None
+        files = {"database": self.database_password_file, "redis": self.redis_password_file}
+        for kind, path in files.items():
+            if path is None:
+                continue
+            try:
+                secret = read_secret(path)
+                for role, url in self._urls.items():
+                    if (role == "database") == (kind == "database"):
+                        self._urls[role] = with_password(url, secret)
+            except ValueError as exc:
+                raise ValueError(f"ZIPSCORE_{kind.upper()}_PASSWORD_FILE: {exc}") from None
+        return self
+
     @property
     def longest_unacknowledged_seconds(self) -> int:
         """The longest a worker holds one message unacknowledged: a run or a retry countdown."""
@@ -156,19 +190,19 @@ class Settings(BaseSettings):
 
     @property
     def broker(self) -> str:
-        return str(self.broker_url or self.redis_url)
+        return self._urls["broker"]
 
     @property
     def result_backend(self) -> str:
-        return str(self.result_backend_url or self.redis_url)
+        return self._urls["result_backend"]
 
     @property
     def cache(self) -> str:
-        return str(self.cache_url or self.redis_url)
+        return self._urls["cache"]
 
     @property
     def database(self) -> str:
-        return str(self.database_url)
+        return self._urls["database"]
 
 
 class SettingsError(RuntimeError):
