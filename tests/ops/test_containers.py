@@ -123,14 +123,60 @@ def test_gateway_serves_on_a_loopback_port_with_a_healthcheck(
     assert "127.0.0.1:5000/healthz" in script
 
 
-def test_passwords_come_from_the_environment(compose: dict[str, Any]) -> None:
+def test_passwords_come_from_secret_files(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    assert "${POSTGRES_PASSWORD:?" in text
-    assert "${REDIS_PASSWORD:?" in text
-    assert not re.search(r"PASSWORD:\s*['\"]?[A-Za-z0-9]+['\"]?\s*$", text, re.M)
-    example = (ROOT / ".env.example").read_text()
-    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH"):
-        assert f"{name}=" in example
+    # No password in an environment variable, a URL or a command line
+    assert not re.search(r"^\s*[A-Z_]*PASSWORD:", text, re.M)
+    assert not re.search(r"://[^/@\s]*:[^/@\s]*@", text)
+    assert "requirepass" not in " ".join(services["redis"]["command"]).split("|", 1)[1]
+    secrets = compose["secrets"]
+    assert {"postgres_password", "redis_password"} <= set(secrets)
+    assert all(entry["file"].startswith("./secrets/") for entry in secrets.values())
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"].startswith("/run/secrets/")
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        assert env["ZIPSCORE_DATABASE_PASSWORD_FILE"] == "/run/secrets/postgres_password", name
+        assert env["ZIPSCORE_REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password", name
+        assert {"postgres_password", "redis_password"} <= set(services[name]["secrets"]), name
+    assert "change-me" not in (ROOT / ".env.example").read_text()
+
+
+def test_every_service_is_confined_limited_and_rotates_its_logs(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        assert service["read_only"] is True, name
+        assert "/tmp" in service["tmpfs"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert re.fullmatch(r"\d+[mg]", service["mem_limit"]), name
+        assert 0 < float(service["cpus"]) <= 2, name
+        assert service["logging"]["options"]["max-size"], name
+        assert int(service["logging"]["options"]["max-file"]) >= 1, name
+    # Postgres writes its socket and lock files outside the data volume
+    assert "/var/run/postgresql" in services["postgres"]["tmpfs"]
+
+
+def test_the_build_context_holds_only_what_the_dockerfile_copies(dockerfile: str) -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*", "deny everything first, then allow"
+    allowed = [line[1:].rstrip("/") for line in lines if line.startswith("!")]
+    sources = [
+        source
+        for args in re.findall(r"^COPY\s+(?!--from)(.+)$", dockerfile, re.M)
+        for source in args.split()[:-1]
+    ]
+    assert sources
+    for source in sources:
+        assert any(source.rstrip("/") == a or source.startswith(a + "/") for a in allowed), source
+    for secret in (".venv", ".git", ".env", "secrets", "tests", "reports"):
+        assert not any(secret == a or secret.startswith(a + "/") for a in allowed), secret
 
 
 def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck(dockerfile: str) -> None:
