@@ -1,7 +1,13 @@
 # syntax=docker/dockerfile:1
 # One image for every zipscore process; the command picks the role:
 #   worker (default), worker-batch, beat, flower, migrate, gateway — see docker-compose.yml.
-ARG PYTHON_VERSION=3.15
+# The Python that CI runs the whole suite on besides 3.11 (.ci/run: one run on 3.13), so the
+# image runs an interpreter the tests have run; celery, kombu and billiard support it.
+# For a reproducible production build, pin the base by digest as well, e.g.
+#   ARG PYTHON_IMAGE=python:3.13-alpine@sha256:<digest>
+# with the digest from `docker buildx imagetools inspect python:3.13-alpine` on the day of the
+# release (this repository's machines have no registry access to look it up).
+ARG PYTHON_VERSION=3.13
 
 # --- build: resolve the locked dependencies into a virtualenv --------------------------
 FROM python:${PYTHON_VERSION}-alpine AS build

@@ -3,19 +3,23 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 UV_VERSION := 0.13.9
-VENV := .venv
+# Another interpreter in another virtualenv: make test-repeat PYTHON=/path/python3.13 VENV=.venv-3.13
+PYTHON ?= python3
+VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+RUNS ?= 2 3
 PYTEST_ARGS ?=
 
 .PHONY: help install browser run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway profile clean doctor migrate load-sample
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 install: ## create .venv with the locked dependencies (uv.lock)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --python python3 --compile-bytecode
+	uv sync --frozen --python $(PYTHON) --compile-bytecode
 	@# Bytecode for our own modules too: with PYTHONDONTWRITEBYTECODE set (as on these
 	@# machines) every worker and CLI subprocess would otherwise recompile them at start.
 	@python -m compileall -q -j 0 worker producer ops tests exercises >/dev/null
@@ -60,9 +64,9 @@ test: install browser lint typecheck security ## the whole suite (unit, integrat
 	  echo "make test: Postgres or Redis is down: service tiers skipped, coverage gate off" >&2; }; \
 	python -m pytest --cov --cov-report=term --cov-fail-under=$$gate $(PYTEST_ARGS)
 
-test-repeat: install ## run the whole suite twice more (CI's repeatability gate); pytest times each
-	@for run in 2 3; do \
-	  echo "suite run $$run of 3:"; \
+test-repeat: install ## run the whole suite again, once per RUNS (CI's repeatability gate); pytest times each
+	@for run in $(RUNS); do \
+	  echo "suite run $$run of 3 on $$(python --version):"; \
 	  python -m pytest -q $(PYTEST_ARGS) || exit 1; \
 	done
 

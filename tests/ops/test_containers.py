@@ -179,6 +179,13 @@ def test_the_build_context_holds_only_what_the_dockerfile_copies(dockerfile: str
         assert not any(secret == a or secret.startswith(a + "/") for a in allowed), secret
 
 
+def test_the_image_runs_a_python_that_ci_tests(dockerfile: str) -> None:
+    image = re.search(r"^ARG PYTHON_VERSION=(\d+\.\d+)$", dockerfile, re.M)
+    assert image
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"IMAGE_PYTHON={image.group(1)}" in ci
+
+
 def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck(dockerfile: str) -> None:
     stages = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
     assert len(stages) >= 2
