@@ -9,8 +9,9 @@
     zipscore doctor
     zipscore serve [--host 127.0.0.1] [--port 5000]       # the HTTP gateway
 
-Exit status: 0 answered, 2 the input was refused (with its code), 1 anything else; errors
-are one line on stderr (and the contract's JSON on stdout with `--json`), never a traceback.
+Exit status: 0 answered, 2 the input was refused (with its code; `USAGE` for a command line
+that cannot be parsed), 1 anything else, 130 interrupted (Ctrl-C); errors are one line on
+stderr (and the contract's JSON on stdout with `--json`), never a traceback.
 """
 
 from __future__ import annotations
@@ -60,12 +61,26 @@ def make_client() -> Any:
     return Client()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log what is sent (task ids) to stderr.")
-def cli(verbose: bool) -> None:
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    invoke_without_command=True,
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    envvar="ZIPSCORE_VERBOSE",
+    help="Log what is sent (task ids) to stderr.",
+)
+@click.version_option(package_name="zipscore", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """zipscore: Belgian zipcode risk factors through a Celery queue."""
     from worker import log_setup
 
+    if ctx.invoked_subcommand is None:  # `zipscore` alone: the help, as asked for
+        click.echo(ctx.get_help())
+        ctx.exit(0)
     # Without -v the one-line answer or error is all a user sees: library retries and
     # reconnects (logged by Celery at ERROR) stay quiet.
     log_setup.configure(logging.INFO if verbose else logging.CRITICAL + 1)
@@ -95,7 +110,11 @@ def zipcodes(risk_factor: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def index(ctx: click.Context, base_year: str | None, as_json: bool) -> None:
-    """Latest Belgian health index for a base year (default 2004); `refresh` to update it."""
+    """Latest Belgian health index for a base year.
+
+    The base year is 2004 unless --base-year says otherwise; `zipscore index refresh` asks
+    Statbel for the newest months now.
+    """
     if ctx.invoked_subcommand is not None:
         return
     answer = answer_or_fail(lambda: make_client().index(base_year), as_json)
@@ -135,7 +154,10 @@ def score(
     resume_job: str | None,
     as_json: bool,
 ) -> None:
-    """Score every row of the CSV SOURCE into OUTPUT through the batch queue."""
+    """Score a CSV portfolio through the batch queue.
+
+    Every row of SOURCE is written to OUTPUT, in order, with its risk factor.
+    """
     from producer.progress import Reporter, progress_for
 
     if resume_job is None and (source is None or output is None):
@@ -180,7 +202,7 @@ def score(
 
 @cli.group()
 def job() -> None:
-    """Batch jobs."""
+    """Batch jobs: the progress of one."""
 
 
 @job.command("status")
@@ -199,7 +221,10 @@ def job_status(job_id: str, as_json: bool) -> None:
 
 @cli.group()
 def db() -> None:
-    """Schema migrations and the risk table (needs the database, not the queue)."""
+    """Schema migrations and the risk table.
+
+    These commands talk to Postgres directly, not through the queue.
+    """
 
 
 @db.command()
@@ -233,7 +258,10 @@ def load_zipcodes(path: Path, if_empty: bool, as_json: bool) -> None:
 @cli.command()
 @json_option
 def doctor(as_json: bool) -> None:
-    """Check that Postgres and Redis answer, and say what to start if not."""
+    """Check that Postgres and Redis answer.
+
+    Says what to start when one does not.
+    """
     from producer import admin
 
     report = admin.doctor()
@@ -244,49 +272,49 @@ def doctor(as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port."
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="ZIPSCORE_GATEWAY_HOST",
+    show_envvar=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=5000,
+    show_default=True,
+    envvar="ZIPSCORE_GATEWAY_PORT",
+    show_envvar=True,
+    help="Port.",
 )
 @json_option
 def serve(host: str, port: int, as_json: bool) -> None:
-    """Run the HTTP gateway (uvicorn; OpenAPI docs at /docs) until interrupted.
+    """Run the HTTP gateway until interrupted.
 
-    `--json` only shapes errors, as for every command.
+    uvicorn serves it; the OpenAPI docs are at /docs. `--json` only shapes errors, as for
+    every command.
     """
     from producer.gateway import serve as run_gateway
 
     run_gateway(host, port)
 
 
-# A command line that cannot be parsed is refused input too: the code is that of the
-# command's own input.
-USAGE_CODES = {
-    "lookup": ErrorCode.ZIPCODE_NOT_VALID,
-    "zipcodes": ErrorCode.RISK_FACTOR_NOT_VALID,
-    "index": ErrorCode.WRONG_YEAR,
-    "score": ErrorCode.BAD_INPUT_FILE,
-    "status": ErrorCode.BAD_INPUT_FILE,
-    "load-zipcodes": ErrorCode.BAD_INPUT_FILE,
-}
-
-
 def refuse_usage(exc: click.UsageError, as_json: bool) -> NoReturn:
-    """One line (and the contract's JSON with the command's code), exit status 2."""
-    command = exc.ctx.command.name if exc.ctx and exc.ctx.command else None
-    hint = f" (see zipscore {command} --help)" if command and command != "cli" else ""
-    code = USAGE_CODES.get(command or "")
-    if code is not None and as_json:
-        click.echo(json.dumps(ZipscoreError(code, exc.format_message()).to_json()))
-    prefix = f"{code.value}: " if code is not None else ""
-    click.echo(f"zipscore: {prefix}{exc.format_message()}{hint}", err=True)
+    """One line with the USAGE code (and the contract's JSON), exit status 2."""
+    command = exc.ctx.command_path if exc.ctx else "zipscore"
+    error = ZipscoreError(ErrorCode.USAGE, exc.format_message())
+    if as_json:
+        click.echo(json.dumps(error.to_json()))
+    click.echo(f"zipscore: {error.code.value}: {error.message} (try: {command} --help)", err=True)
     sys.exit(2)
 
 
 def main() -> None:
     """Console entry point: contract errors and surprises become one line, never a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="zipscore", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
@@ -294,9 +322,9 @@ def main() -> None:
     except click.ClickException as exc:
         click.echo(f"zipscore: {exc.format_message()}", err=True)
         sys.exit(1)
-    except click.exceptions.Abort:
-        click.echo("zipscore: aborted", err=True)
-        sys.exit(1)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("zipscore: interrupted", err=True)
+        sys.exit(130)  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
     except SettingsError as exc:
         fail(ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, str(exc)), as_json="--json" in sys.argv)
     except ZipscoreError as exc:

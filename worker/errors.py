@@ -14,6 +14,8 @@ class ErrorCode(StrEnum):
     BAD_INPUT_FILE = "BAD_INPUT_FILE"
     TIMEOUT = "TIMEOUT"
     BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
+    # A command line that cannot be parsed: an unknown command or option, a missing argument.
+    USAGE = "USAGE"
 
     @property
     def is_refused_input(self) -> bool:
@@ -27,6 +29,7 @@ _REFUSED_INPUT = frozenset(
         ErrorCode.RISK_FACTOR_NOT_VALID,
         ErrorCode.WRONG_YEAR,
         ErrorCode.BAD_INPUT_FILE,
+        ErrorCode.USAGE,
     }
 )
 

@@ -148,12 +148,67 @@ def test_verbose_logs_the_task_id_sent(runner: CliRunner) -> None:
     assert "sent zipcodes.lookup task_id=" in err
 
 
-def test_console_usage_errors_are_one_line_with_the_command_code() -> None:
-    done = _console("zipcodes", "--json")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("zipcodes", "--json"),  # a missing option
+        ("zipcodes", "--risk-factr", "A", "--json"),  # a misspelt option
+        ("lookup", "9000", "--jsn", "--json"),  # an extra argument
+        ("frobnicate", "--json"),  # an unknown command
+        ("score", "--chunk-size", "0", "--json"),  # a value outside its range
+    ],
+)
+def test_console_usage_errors_are_one_line_with_the_usage_code(argv: tuple[str, ...]) -> None:
+    done = _console(*argv)
     assert done.returncode == 2
-    assert json.loads(done.stdout)["error"]["code"] == "RISK_FACTOR_NOT_VALID"
+    assert json.loads(done.stdout)["error"]["code"] == "USAGE"
     assert done.stderr.count("\n") == 1
-    assert done.stderr.startswith("zipscore: RISK_FACTOR_NOT_VALID: Missing option")
+    assert done.stderr.startswith("zipscore: USAGE: ")
+    assert done.stderr.rstrip().endswith("--help)")
+
+
+def test_zipscore_alone_shows_the_help_and_succeeds() -> None:
+    done = _console()
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("Usage: zipscore")
+
+
+def test_the_version_is_the_package_s() -> None:
+    from importlib.metadata import version
+
+    done = _console("--version")
+    assert (done.returncode, done.stdout) == (0, f"zipscore {version('zipscore')}\n")
+
+
+def test_the_command_list_shows_every_summary_whole() -> None:
+    listing = _console("--help").stdout.split("Commands:", 1)[1]
+    assert "..." not in listing
+    assert {"db", "doctor", "index", "job", "lookup", "score", "serve", "zipcodes"} <= {
+        line.split()[0] for line in listing.splitlines() if line.strip()
+    }
+
+
+def test_an_interrupted_command_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted() -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "make_client", interrupted)
+    monkeypatch.setattr(sys, "argv", ["zipscore", "lookup", "9000"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 130
+
+
+def test_the_gateway_address_has_environment_defaults(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[tuple[str, int]] = []
+    monkeypatch.setattr("producer.gateway.serve", lambda host, port: served.append((host, port)))
+    result = runner.invoke(
+        cli.cli, ["serve"], env={"ZIPSCORE_GATEWAY_HOST": "::1", "ZIPSCORE_GATEWAY_PORT": "5050"}
+    )
+    assert result.exit_code == 0, result.output
+    assert served == [("::1", 5050)]
 
 
 def test_console_bad_settings_answer_json_when_asked() -> None:
