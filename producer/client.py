@@ -192,6 +192,7 @@ class Client:
     def _ask(self, model: type[Answer], kind: str, key: int | str, task: str) -> Answer:
         cached = self._cached(kind, key)
         if cached is not None:
+            logger.info("cache hit %s %s: no task sent", kind, key)
             return model.model_validate(cached)
         return model.model_validate(self.call(task, key))
 

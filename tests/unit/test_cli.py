@@ -148,6 +148,14 @@ def test_verbose_logs_the_task_id_sent(runner: CliRunner) -> None:
     assert "sent zipcodes.lookup task_id=" in err
 
 
+def test_verbose_says_cache_hit_when_no_task_was_sent(runner: CliRunner) -> None:
+    invoke(runner, "lookup", "1315")  # warms the cache
+    status, out, err = invoke(runner, "-v", "lookup", "1315")
+    assert (status, out) == (0, "B\n")
+    assert "cache hit lookup 1315: no task sent" in err
+    assert "task_id=" not in err
+
+
 @pytest.mark.parametrize(
     "argv",
     [
