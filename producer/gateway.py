@@ -20,7 +20,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
@@ -284,28 +284,31 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit_bytes:
             return _too_large(settings)
-        if not launcher.has_room():  # refuse before reading a body that would be dropped
-            raise ZipscoreError(
-                ErrorCode.BACKEND_UNAVAILABLE,
-                f"this gateway is running {launcher.max_running} batches already; retry later",
-            )
-        source, output = await run(functools.partial(upload_paths, upload_dir))
+        # The slot is taken before a byte of the body is read, so a refused upload is never
+        # written. Once `start` returns, the job owns it (and gives it back when it ends).
+        slot = launcher.reserve()
+        try:
+            source, output = await run(functools.partial(upload_paths, upload_dir))
+        except BaseException:
+            slot.release()
+            raise
+        started: Future[str] | None = None
         try:
             await receive_upload(request.stream(), source, limit_bytes)
             started = await run(
-                functools.partial(launcher.start, source, output, zipcode_column=zipcode_column)
+                functools.partial(
+                    launcher.start, source, output, zipcode_column=zipcode_column, slot=slot
+                )
             )
             job = await asyncio.wrap_future(started)
-        except UploadTooLarge:
-            source.unlink(missing_ok=True)
-            return _too_large(settings)
-        except ZipscoreError as exc:
-            source.unlink(missing_ok=True)
-            output.unlink(missing_ok=True)
-            raise ZipscoreError(exc.code, _hide_path(exc.message, source, output)) from None
-        except BaseException:
-            source.unlink(missing_ok=True)
-            output.unlink(missing_ok=True)
+        except BaseException as exc:
+            if started is None:  # else the job's thread has the slot, and gives it back
+                slot.release()
+            _remove(source, output)
+            if isinstance(exc, UploadTooLarge):
+                return _too_large(settings)
+            if isinstance(exc, ZipscoreError):
+                raise ZipscoreError(exc.code, _hide_path(exc.message, source, output)) from None
             raise
         return JSONResponse(
             BatchAccepted(job_id=job).model_dump(),
@@ -409,6 +412,11 @@ def _held(status: JobStatus, upload_dir: Path) -> Path:
     if output.parent != upload_dir or not output.is_file():
         raise _UnknownJob(f"the files of job {status.job_id} are not held by this gateway")
     return output
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _hide_path(message: str, *paths: Path) -> str:

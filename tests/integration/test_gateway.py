@@ -3,17 +3,22 @@ Postgres, and (for the index) the local fake Statbel of the health index tests."
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 
+from ops.bench.gateway_pressure import Watch, served
 from producer import gateway
 from producer.client import Client
 from tests.integration.test_batch import check, portfolio
@@ -101,3 +106,77 @@ def test_a_batch_upload_polled_to_its_result_row_by_row(api: TestClient, tmp_pat
     check(scored, 1_200, SAMPLE)
     header = next(csv.reader(io.StringIO(result.text)))
     assert header == ["id", "zipcode", "comment", "risk_factor", "status", "error"]
+
+
+# -- a real uvicorn gateway under pressure (`zipscore serve`, a prefix no worker consumes) ----
+
+
+@pytest.fixture
+def lonely_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a gateway process whose Redis prefix no worker consumes."""
+    prefix = f"zipscore-test-lonely-{uuid.uuid4().hex[:8]}"
+    yield {**os.environ, "ZIPSCORE_REDIS_PREFIX": prefix}
+    keys = get_settings().model_copy(update={"redis_prefix": prefix})
+    client = redis.Redis.from_url(keys.broker)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+
+
+async def slow_upload(port: int, body: bytes, piece: int, pause: float) -> int | None:
+    """POST /batches sent `piece` bytes at a time (a raw socket, as an attacker would);
+    the status as soon as the server answers, even mid-body; None if it never did."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST /batches HTTP/1.1\r\nHost: gw\r\nContent-Length: {len(body)}\r\n\r\n"
+    writer.write(head.encode())
+    answer = asyncio.ensure_future(reader.readline())
+    try:
+        for start in range(0, len(body), piece):
+            if answer.done():
+                break
+            writer.write(body[start : start + piece])
+            try:
+                await writer.drain()
+            except ConnectionError:
+                break  # answered and closed before the whole body was sent
+            await asyncio.sleep(pause)
+        status_line = await asyncio.wait_for(answer, 20)
+    except (TimeoutError, ConnectionError):
+        return None
+    finally:
+        answer.cancel()
+        writer.close()
+    return int(status_line.split()[1]) if status_line else None
+
+
+async def six_uploads(port: int, body: bytes) -> list[int | None]:
+    """The statuses of the first four of six concurrent uploads to be answered."""
+    uploads = [asyncio.ensure_future(slow_upload(port, body, 65_536, 0.02)) for _ in range(6)]
+    answered = []
+    for upload in asyncio.as_completed(uploads, timeout=20):
+        answered.append(await upload)
+        if len(answered) == 4:
+            break
+    for upload in uploads:  # the two holding a slot wait for a table pin no worker gives
+        upload.cancel()
+    await asyncio.gather(*uploads, return_exceptions=True)
+    return sorted(answered, key=str)
+
+
+def test_concurrent_uploads_past_the_slots_are_refused_before_a_byte_is_written(
+    lonely_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Six uploads at once, two batch slots: four are refused unread, none reaches the disk."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    env = {
+        **lonely_env,
+        "ZIPSCORE_GATEWAY_UPLOAD_DIR": str(uploads),
+        "ZIPSCORE_GATEWAY_MAX_BATCHES": "2",
+        "ZIPSCORE_BATCH_CHUNK_DEADLINE_SECONDS": "5",  # how long the slot holders keep them
+    }
+    body = b"zipcode\n" + b"9000\n" * 600_000  # 3 MB, sent over ~1 s each
+    with served(env, tmp_path / "gateway.log") as base, Watch(uploads) as watch:
+        statuses = asyncio.run(six_uploads(int(base.rsplit(":", 1)[1]), body))
+    assert statuses == [503, 503, 503, 503], statuses
+    # Only the two slot holders ever had a file: the refused four wrote nothing.
+    assert len([name for name in watch.sizes if not name.endswith(".scored.csv")]) <= 2
