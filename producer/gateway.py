@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from producer.batch import JOB_ID, JobProgress, JobStatus
 from producer.client import Client, IndexAnswer, LookupResult, RiskFactorListing
 from producer.gateway_cache import AsyncCacheReader
 from producer.gateway_jobs import BatchLauncher, UploadTooLarge, receive_upload, upload_paths
+from producer.gateway_limits import QuestionGate, Saturated
 from worker.cache import BY_RISK_FACTOR, LOOKUP
 from worker.errors import ErrorCode, ZipscoreError
 from worker.index_cache import utcnow, with_staleness
@@ -130,6 +132,7 @@ class _Context:
     run: Offload
     probe: Offload
     launcher: BatchLauncher
+    gate: QuestionGate
     reader: AsyncCacheReader | None
     upload_dir: Path
     limit_bytes: int
@@ -160,6 +163,7 @@ def create_app(
         run=offload or thread_offload(calls),
         probe=thread_offload(probes),
         launcher=launcher or BatchLauncher(client, settings.gateway_max_batches),
+        gate=QuestionGate(settings.gateway_threads, settings.gateway_max_waiting, client.timeout),
         reader=cache_reader,
         upload_dir=settings.gateway_upload_dir.resolve(),
         limit_bytes=settings.gateway_max_upload_mb * 1024 * 1024,
@@ -198,6 +202,7 @@ def _health_routes(app: FastAPI, context: _Context) -> None:
 
 def _question_routes(app: FastAPI, context: _Context) -> None:
     client, run, reader, settings = context.client, context.run, context.reader, context.settings
+    gate = context.gate
 
     @app.get(
         "/zipcodes/{zipcode}",
@@ -207,10 +212,11 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
     )
     async def lookup(zipcode: str) -> LookupResult:
         """The risk factor of one zipcode (1000-9999); `exists: false` when not in the table."""
+        arrived = time.monotonic()
         number = parse_zipcode(zipcode)  # pure: a refused input never leaves the loop
         if reader is not None and (cached := await reader.lookup(LOOKUP, number)) is not None:
             return LookupResult.model_validate(cached)
-        return await run(functools.partial(client.lookup, number))
+        return await gate.ask(lambda left: client.lookup(number, timeout=left), run, arrived)
 
     @app.get(
         "/zipcodes",
@@ -222,10 +228,13 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
         risk_factor: Annotated[str, Query(description="A, B or C")],
     ) -> RiskFactorListing:
         """Every zipcode carrying a risk factor, ascending."""
+        arrived = time.monotonic()
         factor = parse_risk_factor(risk_factor)
         if reader is not None and (cached := await reader.lookup(BY_RISK_FACTOR, factor)):
             return RiskFactorListing.model_validate(cached)
-        return await run(functools.partial(client.by_risk_factor, factor))
+        return await gate.ask(
+            lambda left: client.by_risk_factor(factor, timeout=left), run, arrived
+        )
 
     @app.get(
         "/index",
@@ -241,6 +250,7 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
     ) -> IndexAnswer:
         """The latest health index for a base year (default 2004); 503 INDEX_UNAVAILABLE
         before the first successful refresh."""
+        arrived = time.monotonic()
         if base_year is not None and year is not None and base_year != year:
             raise ZipscoreError(ErrorCode.WRONG_YEAR, "base_year and year disagree: give one")
         chosen = base_year if base_year is not None else year
@@ -251,7 +261,7 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
         if reader is not None and (cached := await reader.index(number)) is not None:
             stale_after = settings.index_stale_after_seconds
             return IndexAnswer.model_validate(with_staleness(cached, stale_after, utcnow()))
-        return await run(functools.partial(client.index, number))
+        return await gate.ask(lambda left: client.index(number, timeout=left), run, arrived)
 
 
 def _batch_routes(app: FastAPI, context: _Context) -> None:
@@ -463,6 +473,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ZipscoreError)
     async def contract_error(_: Request, exc: ZipscoreError) -> JSONResponse:
         return error_response(exc.code, exc.message)
+
+    @app.exception_handler(Saturated)
+    async def saturated(_: Request, exc: Saturated) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(ErrorCode.BACKEND_UNAVAILABLE, exc.message, 503, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

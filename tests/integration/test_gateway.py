@@ -10,21 +10,24 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import celery.exceptions
 import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 
-from ops.bench.gateway_pressure import Watch, served
+from ops.bench.gateway_pressure import Watch, burst, queued_tasks, served
 from producer import gateway
 from producer.client import Client
 from tests.integration.test_batch import check, portfolio
 from tests.integration.test_health_index import serve, statbel  # noqa: F401  (a fixture)
 from tests.statbel_documents import fixture_body
-from worker.cache import ResultCache
+from worker.cache import LOOKUP, ResultCache
+from worker.celery_app import app
 from worker.index_cache import index_cache_from_settings
 from worker.settings import get_settings
 
@@ -180,3 +183,44 @@ def test_concurrent_uploads_past_the_slots_are_refused_before_a_byte_is_written(
     assert statuses == [503, 503, 503, 503], statuses
     # Only the two slot holders ever had a file: the refused four wrote nothing.
     assert len([name for name in watch.sizes if not name.endswith(".scored.csv")]) <= 2
+
+
+def test_a_burst_of_lookups_with_no_worker_is_answered_within_the_timeout(
+    lonely_env: dict[str, str], tmp_path: Path
+) -> None:
+    """100 concurrent uncached lookups, no worker: 16 wait (8 threads, 8 in line) and are
+    504 at the 2 s deadline; the rest are 503 at once; the 8 tasks sent expire with it."""
+    prefix = lonely_env["ZIPSCORE_REDIS_PREFIX"]
+    client = redis.Redis.from_url(get_settings().broker)
+    client.set(f"{prefix}:cache:risk-table-version", 10**9)  # every lookup is a miss
+    env = {
+        **lonely_env,
+        "ZIPSCORE_LOOKUP_TIMEOUT": "2",
+        "ZIPSCORE_GATEWAY_THREADS": "8",
+        "ZIPSCORE_GATEWAY_MAX_WAITING": "8",
+    }
+    with served(env, tmp_path / "gateway.log") as base:
+        answers = asyncio.run(burst(base, [f"/zipcodes/{1000 + i}" for i in range(100)]))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [503] * 84 + [504] * 16
+    assert max(seconds for _, seconds in answers) < 2 + 1.0  # was 10-40 s at the defaults
+    assert max(seconds for status, seconds in answers if status == 503) < 1.0
+    time.sleep(0.1)
+    expired, live = queued_tasks(client, f"{prefix}:lookups")
+    assert (expired, live) == (8, 0)  # a worker coming back drops all eight unrun
+
+
+def test_the_worker_drops_an_expired_task_unrun(real_cache: ResultCache) -> None:
+    """What makes an orphan harmless: the session's worker takes the expired message and
+    marks it REVOKED without running it (the answer is never computed nor cached)."""
+    cached = real_cache.key(real_cache.table_version() or 0, LOOKUP, 9001)
+    real_cache._redis.delete(cached)
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    result = app.send_task("zipcodes.lookup", args=(9001,), expires=past)
+    with pytest.raises(celery.exceptions.TaskRevokedError):
+        result.get(timeout=20)
+    assert result.state == "REVOKED"
+    assert not real_cache._redis.exists(cached)
+    # The control: the same task unexpired runs, and its answer is cached.
+    assert app.send_task("zipcodes.lookup", args=(9001,)).get(timeout=20)["exists"] is True
+    assert real_cache._redis.exists(cached)

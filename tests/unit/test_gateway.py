@@ -208,7 +208,7 @@ def test_a_broken_async_cache_falls_back_to_the_client(
     # Both readers fail (the client's own read is swallowed too); restored before teardown.
     monkeypatch.setattr(fake_server, "connected", False)
     monkeypatch.setattr(
-        client, "lookup", lambda z: {"zipcode": 9000, "risk_factor": "B", "exists": True}
+        client, "lookup", lambda z, **_: {"zipcode": 9000, "risk_factor": "B", "exists": True}
     )
     assert fast_api.get("/zipcodes/9000").json()["risk_factor"] == "B"
 
@@ -231,7 +231,7 @@ def test_a_broken_async_cache_falls_back_to_the_client(
 def test_every_code_has_its_status(
     api: TestClient, client: Client, monkeypatch: pytest.MonkeyPatch, code: ErrorCode, status: int
 ) -> None:
-    def refuse(_: object) -> None:
+    def refuse(_: object, **__: object) -> None:
         raise ZipscoreError(code, "the message")
 
     monkeypatch.setattr(client, "lookup", refuse)
@@ -241,7 +241,7 @@ def test_every_code_has_its_status(
 
 
 def test_no_traceback_reaches_a_client(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    def crash(_: object) -> None:
+    def crash(_: object, **__: object) -> None:
         raise RuntimeError("secret dsn postgresql://u:pw@db")
 
     monkeypatch.setattr(client, "lookup", crash)
@@ -323,11 +323,12 @@ def test_not_ready_when_redis_or_postgres_is_down(
 
 
 def slow_lookup_app(client: Client, offload: gateway.Offload | None) -> FastAPI:
-    def slow(zipcode: object) -> dict[str, Any]:
+    def slow(zipcode: object, **_: object) -> dict[str, Any]:
         time.sleep(1.0)  # a cold cache and a busy worker
         return {"zipcode": 9000, "risk_factor": "B", "exists": True}
 
     client.lookup = slow  # type: ignore[assignment,method-assign]
+    client.timeout = 5.0  # the gateway's deadline: well past the slow lookup
     return gateway.create_app(client.settings, client=client, offload=offload)
 
 
@@ -358,6 +359,65 @@ def test_the_blocking_variant_would_stall_it(client: Client) -> None:
 
     waited = asyncio.run(healthz_while_a_lookup_waits(slow_lookup_app(client, inline)))
     assert waited > 0.95
+
+
+# -- questions waiting for a worker: bounded in number and in time ----------------------
+
+
+def dead_worker_app(client: Client, threads: int, waiting: int) -> FastAPI:
+    """A gateway whose lookups wait out their whole timeout (no worker), as client.call does."""
+    sent: list[float] = []
+
+    def no_answer(zipcode: object, *, timeout: float | None = None) -> None:
+        wait = client.timeout if timeout is None else timeout
+        sent.append(wait)
+        time.sleep(wait)
+        raise ZipscoreError(ErrorCode.TIMEOUT, f"no answer from a worker within {wait:g} s")
+
+    client.lookup = no_answer  # type: ignore[assignment,method-assign]
+    client.timeout = 0.5
+    limits = {"gateway_threads": threads, "gateway_max_waiting": waiting}
+    app = gateway.create_app(client.settings.model_copy(update=limits), client=client)
+    app.state.sent = sent
+    return app
+
+
+async def burst(app: FastAPI, count: int) -> list[tuple[httpx.Response, float]]:
+    """`count` concurrent uncached lookups; each answer with its seconds from the start."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        began = time.perf_counter()
+
+        async def one(zipcode: int) -> tuple[httpx.Response, float]:
+            response = await http.get(f"/zipcodes/{zipcode}")
+            return response, time.perf_counter() - began
+
+        return await asyncio.gather(*(one(1000 + i) for i in range(count)))
+
+
+def test_no_question_outlives_its_deadline_however_many_wait_for_a_thread(
+    client: Client,
+) -> None:
+    """Twelve lookups, two threads, no worker: all 504 at the 0.5 s deadline, not in turns
+    (the thread pool's queue counts against it), and those that never got a thread sent
+    nothing."""
+    app = dead_worker_app(client, threads=2, waiting=10)
+    answers = asyncio.run(burst(app, 12))
+    assert [error(response) for response, _ in answers] == [(504, "TIMEOUT")] * 12
+    assert max(seconds for _, seconds in answers) < 0.5 + 0.4  # not 12 / 2 x 0.5 = 3 s
+    assert len(app.state.sent) == 2  # the two with a thread; each given what was left
+    assert all(0 < wait <= 0.5 for wait in app.state.sent)
+
+
+def test_a_saturated_gateway_answers_503_at_once_with_retry_after(client: Client) -> None:
+    app = dead_worker_app(client, threads=2, waiting=3)
+    answers = asyncio.run(burst(app, 10))
+    refused = [(response, seconds) for response, seconds in answers if response.status_code == 503]
+    assert len(refused) == 5  # 2 running and 3 waiting: the other 5 are not queued
+    assert all(error(response) == (503, "BACKEND_UNAVAILABLE") for response, _ in refused)
+    assert all(response.headers["retry-after"] == "1" for response, _ in refused)
+    assert max(seconds for _, seconds in refused) < 0.25  # not after the others' deadline
+    assert sorted(response.status_code for response, _ in answers) == [503] * 5 + [504] * 5
 
 
 # -- batches ----------------------------------------------------------------------------
