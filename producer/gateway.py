@@ -17,6 +17,7 @@ Readiness probes have two threads of their own, so a saturated pool does not fai
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import time
@@ -36,7 +37,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from producer.batch import JOB_ID, JobProgress, JobStatus
 from producer.client import Client, IndexAnswer, LookupResult, RiskFactorListing
 from producer.gateway_cache import AsyncCacheReader
-from producer.gateway_jobs import BatchLauncher, UploadTooLarge, receive_upload, upload_paths
+from producer.gateway_jobs import (
+    STORAGE_FULL,
+    BatchLauncher,
+    UploadTooLarge,
+    receive_upload,
+    upload_paths,
+)
 from producer.gateway_limits import QuestionGate, Saturated
 from worker.cache import BY_RISK_FACTOR, LOOKUP
 from worker.errors import ErrorCode, ZipscoreError
@@ -272,7 +279,7 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
         "/batches",
         status_code=202,
         response_model=BatchAccepted,
-        responses=_errors(400, 413, 503, 504),
+        responses=_errors(400, 413, 503, 504, 507),
         tags=["batches"],
         openapi_extra={
             "requestBody": {
@@ -299,8 +306,10 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
         slot = launcher.reserve()
         try:
             source, output = await run(functools.partial(upload_paths, upload_dir))
-        except BaseException:
+        except BaseException as exc:
             slot.release()
+            if (full := _storage_full(exc)) is not None:
+                return full
             raise
         started: Future[str] | None = None
         try:
@@ -317,6 +326,8 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
             _remove(source, output)
             if isinstance(exc, UploadTooLarge):
                 return _too_large(settings)
+            if (full := _storage_full(exc)) is not None:
+                return full
             if isinstance(exc, ZipscoreError):
                 raise ZipscoreError(exc.code, _hide_path(exc.message, source, output)) from None
             raise
@@ -434,6 +445,19 @@ def _hide_path(message: str, *paths: Path) -> str:
     for path in paths:
         message = message.replace(str(path.resolve()), "upload").replace(str(path), "upload")
     return message
+
+
+def _storage_full(exc: BaseException) -> JSONResponse | None:
+    """507 Insufficient Storage when `exc` is the upload directory being full, else None."""
+    if not isinstance(exc, OSError) or exc.errno not in STORAGE_FULL:
+        return None
+    reason = errno.errorcode[exc.errno]
+    logger.warning("upload refused: the upload directory is full (%s)", reason)
+    return error_response(
+        ErrorCode.BACKEND_UNAVAILABLE,
+        f"no space left to store the upload ({reason}); retry once space is freed",
+        507,
+    )
 
 
 def _too_large(settings: Settings) -> JSONResponse:

@@ -16,6 +16,7 @@ scoring its written chunks again.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import uuid
@@ -31,6 +32,9 @@ from producer.progress import Reporter
 from worker.errors import ErrorCode, ZipscoreError
 
 logger = logging.getLogger(__name__)
+# The upload directory's file system (or the gateway's quota) is full: no retry helps
+# until space is freed.
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class UploadTooLarge(Exception):
@@ -170,6 +174,14 @@ class BatchLauncher:
                         started.result(),
                         exc.code.value,
                         exc.message,
+                        started.result(),
+                    )
+                elif isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
+                    logger.warning(
+                        "batch job %s stopped: the upload directory is full (%s); resumable"
+                        " once space is freed: POST /batches/%s/resume",
+                        started.result(),
+                        errno.errorcode[exc.errno],
                         started.result(),
                     )
                 else:

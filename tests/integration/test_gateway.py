@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -224,3 +225,43 @@ def test_the_worker_drops_an_expired_task_unrun(real_cache: ResultCache) -> None
     # The control: the same task unexpired runs, and its answer is cached.
     assert app.send_task("zipcodes.lookup", args=(9001,)).get(timeout=20)["exists"] is True
     assert real_cache._redis.exists(cached)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (needs root, as CI's container has), unmounted even on failure."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()[:200]}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_an_upload_onto_a_full_disk_is_507_and_the_disk_is_given_back(
+    real_cache: ResultCache, tiny_disk: Path, tmp_path: Path
+) -> None:
+    """A 3 MB upload onto a 1 MiB file system: 507 with the contract body (it was 500,
+    "unexpected error" and a traceback), the partial file removed: the next upload fits."""
+    settings = get_settings().model_copy(update={"gateway_upload_dir": tiny_disk})
+    with TestClient(gateway.create_app(settings)) as api:
+        refused = api.post("/batches", content=b"zipcode\n" + b"9000\n" * 600_000)
+        assert refused.status_code == 507, refused.text
+        assert refused.json()["error"]["code"] == "BACKEND_UNAVAILABLE"
+        assert str(tiny_disk) not in refused.text
+        assert list(tiny_disk.iterdir()) == []
+        source = portfolio(tmp_path / "in.csv", 200)
+        accepted = api.post("/batches", content=source.read_bytes())
+        assert accepted.status_code == 202, accepted.text
+        job = accepted.json()["job_id"]
+        deadline = time.monotonic() + 60
+        while api.get(f"/batches/{job}").json()["state"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)

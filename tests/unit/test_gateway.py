@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import fakeredis
 import fakeredis.aioredis
 import httpx
@@ -513,6 +515,46 @@ def test_an_upload_over_the_limit_is_413(
     assert error(streamed) == (413, "BAD_INPUT_FILE")
     assert job_keys(batch_store) == []
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_an_upload_onto_a_full_disk_is_507_and_leaves_nothing(
+    api: TestClient,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disk fills after 64 KiB: a contract answer, the partial file removed, the slot
+    given back, and one log line without a traceback (it was 500 and an ENOSPC traceback)."""
+    write = anyio.AsyncFile.write
+    written = {"bytes": 0}
+
+    async def fill_up(self: anyio.AsyncFile[bytes], data: bytes) -> int:
+        written["bytes"] += len(data)
+        if written["bytes"] > 65_536:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "uploads"))
+        return await write(self, data)
+
+    monkeypatch.setattr(anyio.AsyncFile, "write", fill_up)
+    big = b"zipcode\n" + b"9000\n" * 100_000
+
+    def chunked() -> Iterator[bytes]:
+        for start in range(0, len(big), 16_384):
+            yield big[start : start + 16_384]
+
+    response = api.post("/batches", content=chunked())
+    assert error(response) == (507, "BACKEND_UNAVAILABLE")
+    assert "ENOSPC" in response.json()["error"]["message"]
+    assert str(tmp_path) not in response.text
+    assert list((tmp_path / "uploads").iterdir()) == []
+    assert job_keys(batch_store) == []
+    warnings = [r for r in caplog.records if r.name == "producer.gateway" and r.levelno >= 30]
+    assert [(r.levelname, r.exc_info) for r in warnings] == [("WARNING", None)]
+    monkeypatch.setattr(anyio.AsyncFile, "write", write)  # space freed: the slot is free too
+    for _ in range(3):  # more than the two slots: none was kept by the refused upload
+        accepted = api.post("/batches", content=b"zipcode\n9000\n")
+        assert accepted.status_code == 202, accepted.text
+        wait_done(api, accepted.json()["job_id"])
 
 
 def test_unknown_jobs_are_404(api: TestClient) -> None:
