@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
 import redis
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
@@ -179,12 +179,24 @@ def create_app(
         title="zipscore gateway",
         summary="Belgian zipcode risk factors, the health index and batch scoring over HTTP.",
         version="1",
+        dependencies=[Depends(_no_repeated_parameters)],
     )
     _install_error_handlers(app)
     _health_routes(app, context)
     _question_routes(app, context)
     _batch_routes(app, context)
     return app
+
+
+def _no_repeated_parameters(request: Request) -> None:
+    """Every route: a query parameter given twice is refused (400, the parameter's code),
+    not resolved by taking one of the values (the framework takes the last)."""
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen:
+            code = _PARAMETER_CODES.get(name, ErrorCode.BAD_INPUT_FILE)
+            raise ZipscoreError(code, f"query parameter {name[:40]!r} is given more than once")
+        seen.add(name)
 
 
 def _health_routes(app: FastAPI, context: _Context) -> None:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from producer import cli, gateway
@@ -119,6 +120,49 @@ def test_a_bad_or_missing_risk_factor_is_400(api: TestClient) -> None:
     missing = api.get("/zipcodes")
     assert error(missing) == (400, "RISK_FACTOR_NOT_VALID")  # the framework's 422, overridden
     assert missing.json()["error"]["message"].startswith("risk_factor:")
+
+
+# Every route with its path filled in, and the code a bad value of each parameter gets.
+SAMPLE_PATH_VALUES = {"zipcode": "9000", "job_id": "0123456789abcdef"}
+CODES = {
+    "risk_factor": "RISK_FACTOR_NOT_VALID",
+    "base_year": "WRONG_YEAR",
+    "year": "WRONG_YEAR",
+    "zipcode_column": "BAD_INPUT_FILE",
+    "extra": "BAD_INPUT_FILE",
+}
+
+
+def routes_and_parameters(app: FastAPI) -> list[tuple[str, str, str]]:
+    """(method, path, query parameter) for every operation and each of its query parameters,
+    plus one it does not declare."""
+    cases = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        path = route.path_format.format(**SAMPLE_PATH_VALUES)
+        names = [param.name for param in route.dependant.query_params] + ["extra"]
+        methods = sorted(route.methods or ())
+        cases += [(method, path, name) for method in methods for name in names]
+    return cases
+
+
+def test_a_repeated_query_parameter_is_refused_on_every_route(
+    api: TestClient, batch_store: BatchStore, tmp_path: Path
+) -> None:
+    """`?risk_factor=A&risk_factor=B` took the last value silently: every parameter of every
+    route, given twice, is now 400 with the parameter's code (and no route runs)."""
+    cases = routes_and_parameters(api.app)  # type: ignore[arg-type]
+    assert {name for _, _, name in cases} == set(CODES)  # a new parameter needs its code here
+    for method, path, name in cases:
+        values = {"risk_factor": ["A", "B"], "base_year": ["2004", "2013"]}.get(name, ["1", "2"])
+        response = api.request(method, path, params=[(name, v) for v in values], content=b"x")
+        assert error(response) == (400, CODES[name]), (method, path, name, response.text)
+        assert f"{name!r} is given more than once" in response.json()["error"]["message"]
+    assert job_keys(batch_store) == []
+    assert not (tmp_path / "uploads").exists() or list((tmp_path / "uploads").iterdir()) == []
+    # Both names of the base year, once each, are not a repetition.
+    assert api.get("/index", params={"base_year": "2013", "year": "2013"}).status_code == 503
 
 
 # -- the health index -------------------------------------------------------------------
