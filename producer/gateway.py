@@ -20,6 +20,7 @@ import asyncio
 import errno
 import functools
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -181,7 +182,7 @@ def create_app(
         version="1",
         dependencies=[Depends(_no_repeated_parameters)],
     )
-    _install_error_handlers(app)
+    _install_error_handlers(app, (settings.gateway_upload_dir.absolute(), context.upload_dir))
     _health_routes(app, context)
     _question_routes(app, context)
     _batch_routes(app, context)
@@ -341,7 +342,7 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
             if (full := _storage_full(exc)) is not None:
                 return full
             if isinstance(exc, ZipscoreError):
-                raise ZipscoreError(exc.code, _hide_path(exc.message, source, output)) from None
+                raise ZipscoreError(exc.code, _hide_paths(exc.message, source, output)) from None
             raise
         return JSONResponse(
             BatchAccepted(job_id=job).model_dump(),
@@ -375,8 +376,12 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
             )
         if status.state != "done":
             _held(status, upload_dir)
-            started = await run(functools.partial(launcher.resume, job_id))
-            await asyncio.wrap_future(started)
+            try:
+                started = await run(functools.partial(launcher.resume, job_id))
+                await asyncio.wrap_future(started)
+            except ZipscoreError as exc:  # e.g. its upload changed: named by its path
+                paths = (Path(status.input), Path(status.output))
+                raise ZipscoreError(exc.code, _hide_paths(exc.message, *paths)) from None
         return JSONResponse(
             BatchAccepted(job_id=job_id).model_dump(),
             status_code=202,
@@ -452,10 +457,13 @@ def _remove(*paths: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _hide_path(message: str, *paths: Path) -> str:
-    """Refusals name the file; a client sees `upload`, never the server's paths."""
-    for path in paths:
-        message = message.replace(str(path.resolve()), "upload").replace(str(path), "upload")
+def _hide_paths(message: str, *places: Path) -> str:
+    """Refusals name the file; a client sees `upload`, never the server's paths: each of
+    `places` (a file, or a directory and anything under it) becomes `upload`."""
+    for place in places:
+        for spelling in {str(place), str(place.resolve())}:
+            pattern = re.escape(spelling.rstrip("/")) + r"(?:/[^\s'\":,;]*)?"
+            message = re.sub(pattern, "upload", message)
     return message
 
 
@@ -503,12 +511,13 @@ async def _readiness(client: Client, settings: Settings, probe: Offload) -> dict
     return {"redis": redis_state, **worker_states}
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    """Every error leaves in the contract's body; no traceback ever reaches a client."""
+def _install_error_handlers(app: FastAPI, upload_dirs: tuple[Path, ...]) -> None:
+    """Every error leaves in the contract's body; no traceback ever reaches a client, nor
+    a path in `upload_dirs` (whatever part of the client or the job put it in a message)."""
 
     @app.exception_handler(ZipscoreError)
     async def contract_error(_: Request, exc: ZipscoreError) -> JSONResponse:
-        return error_response(exc.code, exc.message)
+        return error_response(exc.code, _hide_paths(exc.message, *upload_dirs))
 
     @app.exception_handler(Saturated)
     async def saturated(_: Request, exc: Saturated) -> JSONResponse:

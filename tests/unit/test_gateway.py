@@ -671,6 +671,25 @@ def test_resume_runs_an_interrupted_job_and_refuses_a_running_one(
     assert resumed == ["0123456789abcdef"]
 
 
+def test_resume_never_shows_the_server_paths(
+    api: TestClient, batch_store: BatchStore, tmp_path: Path
+) -> None:
+    """An interrupted job whose upload changed is refused on resume; the message named the
+    upload by its full path on the server."""
+    accepted = api.post("/batches", content=b"zipcode\n9000\n1501\n")
+    job = accepted.json()["job_id"]
+    wait_done(api, job)
+    assert batch_store.update_job(job, {"state": "interrupted"})
+    (source,) = [p for p in (tmp_path / "uploads").iterdir() if not p.name.endswith(".scored.csv")]
+    with source.open("ab") as upload:
+        upload.write(b"9001\n")
+    response = api.post(f"/batches/{job}/resume")
+    assert error(response) == (400, "BAD_INPUT_FILE")
+    assert response.json()["error"]["message"].startswith("upload changed since job started")
+    assert str(tmp_path) not in response.text
+    assert source.name not in response.text
+
+
 def test_a_gateway_runs_a_bounded_number_of_batches(
     client: Client, index_eager: Sent, tmp_path: Path
 ) -> None:
