@@ -190,13 +190,13 @@ def test_a_burst_of_lookups_with_no_worker_is_answered_within_the_timeout(
     lonely_env: dict[str, str], tmp_path: Path
 ) -> None:
     """100 concurrent uncached lookups, no worker: 16 wait (8 threads, 8 in line) and are
-    504 at the 2 s deadline; the rest are 503 at once; the 8 tasks sent expire with it."""
+    504 at the 5 s deadline; the rest are 503 at once; the 8 tasks sent expire with it."""
     prefix = lonely_env["ZIPSCORE_REDIS_PREFIX"]
     client = redis.Redis.from_url(get_settings().broker)
     client.set(f"{prefix}:cache:risk-table-version", 10**9)  # every lookup is a miss
     env = {
         **lonely_env,
-        "ZIPSCORE_LOOKUP_TIMEOUT": "2",
+        "ZIPSCORE_LOOKUP_TIMEOUT": "5",
         "ZIPSCORE_GATEWAY_THREADS": "8",
         "ZIPSCORE_GATEWAY_MAX_WAITING": "8",
     }
@@ -204,8 +204,9 @@ def test_a_burst_of_lookups_with_no_worker_is_answered_within_the_timeout(
         answers = asyncio.run(burst(base, [f"/zipcodes/{1000 + i}" for i in range(100)]))
     statuses = sorted(status for status, _ in answers)
     assert statuses == [503] * 84 + [504] * 16
-    assert max(seconds for _, seconds in answers) < 2 + 1.0  # was 10-40 s at the defaults
-    assert max(seconds for status, seconds in answers if status == 503) < 1.0
+    assert max(seconds for _, seconds in answers) < 5 + 1.5  # was 10-40 s at the defaults
+    # Refused on arrival, not after the others' deadline (a loaded CI box: 100 connections).
+    assert max(seconds for status, seconds in answers if status == 503) < 2.5
     time.sleep(0.1)
     expired, live = queued_tasks(client, f"{prefix}:lookups")
     assert (expired, live) == (8, 0)  # a worker coming back drops all eight unrun
