@@ -8,10 +8,12 @@ no business logic, only HTTP: statuses, the contract's error body, uploads and b
 batch jobs (`producer.gateway_jobs`).
 
 The event loop never waits on Redis or a worker: a cache hit is read with redis.asyncio
-(`producer.gateway_cache`, the client's own keys), and every other client call (a send and
-the wait for a task's result, a batch's status) runs on a bounded thread pool
-(`ZIPSCORE_GATEWAY_THREADS`) and is awaited, so a slow lookup delays its own request only.
-Readiness probes have two threads of their own, so a saturated pool does not fail them.
+(`producer.gateway_cache`, the client's own keys), and every other client call runs on a
+thread and is awaited, so a slow lookup delays its own request only. Questions (a send and
+the wait for a task's result) go through `producer.gateway_limits`: at most
+`ZIPSCORE_GATEWAY_THREADS` at once, a bounded line, one deadline each. Batch calls (a
+status, an upload's files) and readiness probes have threads of their own, so questions
+that wait out a dead worker hold up neither.
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ class _Context:
     settings: Settings
     client: Client
     run: Offload
+    run_batch: Offload
     probe: Offload
     launcher: BatchLauncher
     gate: QuestionGate
@@ -164,11 +167,13 @@ def create_app(
         client = Client(settings)
         cache_reader = cache_reader or AsyncCacheReader.from_settings(settings)
     calls = ThreadPoolExecutor(settings.gateway_threads, thread_name_prefix="gateway")
+    batch_calls = ThreadPoolExecutor(4, thread_name_prefix="gateway-batch")
     probes = ThreadPoolExecutor(2, thread_name_prefix="gateway-probe")
     context = _Context(
         settings=settings,
         client=client,
         run=offload or thread_offload(calls),
+        run_batch=offload or thread_offload(batch_calls),
         probe=thread_offload(probes),
         launcher=launcher or BatchLauncher(client, settings.gateway_max_batches),
         gate=QuestionGate(settings.gateway_threads, settings.gateway_max_waiting, client.timeout),
@@ -285,7 +290,7 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
 
 
 def _batch_routes(app: FastAPI, context: _Context) -> None:
-    client, run, launcher = context.client, context.run, context.launcher
+    client, run, launcher = context.client, context.run_batch, context.launcher
     settings, upload_dir, limit_bytes = context.settings, context.upload_dir, context.limit_bytes
 
     @app.post(

@@ -466,6 +466,29 @@ def test_a_saturated_gateway_answers_503_at_once_with_retry_after(client: Client
     assert sorted(response.status_code for response, _ in answers) == [503] * 5 + [504] * 5
 
 
+def test_batch_calls_are_not_held_up_by_questions_waiting_for_a_dead_worker(
+    client: Client,
+) -> None:
+    """Every question thread waits out its deadline: a batch's status still answers at once
+    (it queued behind them, on the same pool, for up to the whole lookup timeout)."""
+    app = dead_worker_app(client, threads=2, waiting=0)
+
+    async def status_during_the_wait() -> tuple[int, float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            lookups = [asyncio.create_task(http.get(f"/zipcodes/{z}")) for z in (1000, 1001)]
+            await asyncio.sleep(0.05)  # both threads are taken
+            began = time.perf_counter()
+            status = await http.get("/batches/0123456789abcdef")
+            waited = time.perf_counter() - began
+            await asyncio.gather(*lookups)
+        return status.status_code, waited
+
+    status, waited = asyncio.run(status_during_the_wait())
+    assert status == 404  # no such job: the answer came from Redis, on a thread
+    assert waited < 0.3  # not after the lookups' 0.5 s
+
+
 # -- batches ----------------------------------------------------------------------------
 
 
