@@ -466,8 +466,10 @@ def _hide_paths(message: str, *places: Path) -> str:
     """Refusals name the file; a client sees `upload`, never the server's paths: each of
     `places` (a file, or a directory and anything under it) becomes `upload`."""
     for place in places:
-        for spelling in {str(place), str(place.resolve())}:
-            pattern = re.escape(spelling.rstrip("/")) + r"(?:/[^\s'\":,;]*)?"
+        for spelling in {str(place).rstrip("/"), str(place.resolve()).rstrip("/")}:
+            if not spelling or spelling == ".":  # `/` itself: nothing to hide but all
+                continue
+            pattern = re.escape(spelling) + r"(?:/[^\s'\":,;]*)?"
             message = re.sub(pattern, "upload", message)
     return message
 
