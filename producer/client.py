@@ -148,17 +148,27 @@ class Client:
             self._batch_store = batch_store_from_settings()
         return BatchRunner(self, self._batch_store)
 
-    def lookup(self, zipcode: int | str) -> LookupResult:
-        """The risk factor of one zipcode (`exists=False` for a valid but unknown one)."""
-        number = parse_zipcode(zipcode)
-        return self._ask(LookupResult, LOOKUP, number, "zipcodes.lookup")
+    def lookup(self, zipcode: int | str, *, timeout: float | None = None) -> LookupResult:
+        """The risk factor of one zipcode (`exists=False` for a valid but unknown one).
 
-    def by_risk_factor(self, risk_factor: str) -> RiskFactorListing:
+        `timeout` (default ZIPSCORE_LOOKUP_TIMEOUT) bounds the wait for a worker, as it
+        does for every question below.
+        """
+        number = parse_zipcode(zipcode)
+        return self._ask(LookupResult, LOOKUP, number, "zipcodes.lookup", timeout)
+
+    def by_risk_factor(
+        self, risk_factor: str, *, timeout: float | None = None
+    ) -> RiskFactorListing:
         """Every zipcode carrying `risk_factor`, ascending."""
         factor = parse_risk_factor(risk_factor)
-        return self._ask(RiskFactorListing, BY_RISK_FACTOR, factor, "zipcodes.by_risk_factor")
+        return self._ask(
+            RiskFactorListing, BY_RISK_FACTOR, factor, "zipcodes.by_risk_factor", timeout
+        )
 
-    def index(self, base_year: int | str | None = None) -> IndexAnswer:
+    def index(
+        self, base_year: int | str | None = None, *, timeout: float | None = None
+    ) -> IndexAnswer:
         """The latest health index for a base year (default ZIPSCORE_INDEX_DEFAULT_BASE_YEAR).
 
         Raises:
@@ -176,7 +186,7 @@ class Client:
         if cached is not None:
             answer = with_staleness(cached, self.settings.index_stale_after_seconds, utcnow())
             return IndexAnswer.model_validate(answer)
-        return IndexAnswer.model_validate(self.call("index.latest", year))
+        return IndexAnswer.model_validate(self.call("index.latest", year, timeout=timeout))
 
     def refresh_index(self, timeout: float | None = None) -> RefreshReport:
         """Enqueue a refresh from Statbel now and wait for its report.
@@ -186,15 +196,20 @@ class Client:
                 stay in service), TIMEOUT when it is still running (e.g. retrying).
         """
         wait = timeout if timeout is not None else self.settings.index_refresh_timeout
-        report = self.call("index.refresh", timeout=wait, failure_code=ErrorCode.INDEX_UNAVAILABLE)
+        # No expiry: a refresh nobody waits for any more is still worth running.
+        report = self.call(
+            "index.refresh", timeout=wait, failure_code=ErrorCode.INDEX_UNAVAILABLE, expires=False
+        )
         return RefreshReport.model_validate(report)
 
-    def _ask(self, model: type[Answer], kind: str, key: int | str, task: str) -> Answer:
+    def _ask(
+        self, model: type[Answer], kind: str, key: int | str, task: str, timeout: float | None
+    ) -> Answer:
         cached = self._cached(kind, key)
         if cached is not None:
             logger.info("cache hit %s %s: no task sent", kind, key)
             return model.model_validate(cached)
-        return model.model_validate(self.call(task, key))
+        return model.model_validate(self.call(task, key, timeout=timeout))
 
     def _cached(self, kind: str, key: object) -> dict[str, Any] | None:
         try:
@@ -208,14 +223,17 @@ class Client:
         *args: Any,
         timeout: float | None = None,
         failure_code: ErrorCode = ErrorCode.BACKEND_UNAVAILABLE,
+        expires: bool = True,
     ) -> dict[str, Any]:
         """Send `task` by name, wait for its JSON answer, and raise contract errors.
 
-        `failure_code` is the code of a task that failed after its retries.
+        `failure_code` is the code of a task that failed after its retries. With `expires`,
+        the task expires when the wait ends: a worker that takes it later (none was there
+        in time) drops it unrun instead of answering nobody.
         """
         wait = timeout if timeout is not None else self.timeout
         try:
-            result = self._app.send_task(task, args=args)
+            result = self._app.send_task(task, args=args, expires=wait if expires else None)
             logger.info("sent %s task_id=%s", task, result.id)
         except Exception as exc:  # kombu, redis or the result backend giving up on connecting
             raise ZipscoreError(

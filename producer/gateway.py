@@ -8,25 +8,30 @@ no business logic, only HTTP: statuses, the contract's error body, uploads and b
 batch jobs (`producer.gateway_jobs`).
 
 The event loop never waits on Redis or a worker: a cache hit is read with redis.asyncio
-(`producer.gateway_cache`, the client's own keys), and every other client call (a send and
-the wait for a task's result, a batch's status) runs on a bounded thread pool
-(`ZIPSCORE_GATEWAY_THREADS`) and is awaited, so a slow lookup delays its own request only.
-Readiness probes have two threads of their own, so a saturated pool does not fail them.
+(`producer.gateway_cache`, the client's own keys), and every other client call runs on a
+thread and is awaited, so a slow lookup delays its own request only. Questions (a send and
+the wait for a task's result) go through `producer.gateway_limits`: at most
+`ZIPSCORE_GATEWAY_THREADS` at once, a bounded line, one deadline each. Batch calls (a
+status, an upload's files) and readiness probes have threads of their own, so questions
+that wait out a dead worker hold up neither.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
 import redis
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
@@ -35,7 +40,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from producer.batch import JOB_ID, JobProgress, JobStatus
 from producer.client import Client, IndexAnswer, LookupResult, RiskFactorListing
 from producer.gateway_cache import AsyncCacheReader
-from producer.gateway_jobs import BatchLauncher, UploadTooLarge, receive_upload, upload_paths
+from producer.gateway_jobs import (
+    STORAGE_FULL,
+    BatchLauncher,
+    UploadTooLarge,
+    receive_upload,
+    upload_paths,
+)
+from producer.gateway_limits import QuestionGate, Saturated
 from worker.cache import BY_RISK_FACTOR, LOOKUP
 from worker.errors import ErrorCode, ZipscoreError
 from worker.index_cache import utcnow, with_staleness
@@ -128,8 +140,10 @@ class _Context:
     settings: Settings
     client: Client
     run: Offload
+    run_batch: Offload
     probe: Offload
     launcher: BatchLauncher
+    gate: QuestionGate
     reader: AsyncCacheReader | None
     upload_dir: Path
     limit_bytes: int
@@ -153,13 +167,16 @@ def create_app(
         client = Client(settings)
         cache_reader = cache_reader or AsyncCacheReader.from_settings(settings)
     calls = ThreadPoolExecutor(settings.gateway_threads, thread_name_prefix="gateway")
+    batch_calls = ThreadPoolExecutor(4, thread_name_prefix="gateway-batch")
     probes = ThreadPoolExecutor(2, thread_name_prefix="gateway-probe")
     context = _Context(
         settings=settings,
         client=client,
         run=offload or thread_offload(calls),
+        run_batch=offload or thread_offload(batch_calls),
         probe=thread_offload(probes),
         launcher=launcher or BatchLauncher(client, settings.gateway_max_batches),
+        gate=QuestionGate(settings.gateway_threads, settings.gateway_max_waiting, client.timeout),
         reader=cache_reader,
         upload_dir=settings.gateway_upload_dir.resolve(),
         limit_bytes=settings.gateway_max_upload_mb * 1024 * 1024,
@@ -168,12 +185,24 @@ def create_app(
         title="zipscore gateway",
         summary="Belgian zipcode risk factors, the health index and batch scoring over HTTP.",
         version="1",
+        dependencies=[Depends(_no_repeated_parameters)],
     )
-    _install_error_handlers(app)
+    _install_error_handlers(app, (settings.gateway_upload_dir.absolute(), context.upload_dir))
     _health_routes(app, context)
     _question_routes(app, context)
     _batch_routes(app, context)
     return app
+
+
+def _no_repeated_parameters(request: Request) -> None:
+    """Every route: a query parameter given twice is refused (400, the parameter's code),
+    not resolved by taking one of the values (the framework takes the last)."""
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen:
+            code = _PARAMETER_CODES.get(name, ErrorCode.BAD_INPUT_FILE)
+            raise ZipscoreError(code, f"query parameter {name[:40]!r} is given more than once")
+        seen.add(name)
 
 
 def _health_routes(app: FastAPI, context: _Context) -> None:
@@ -198,6 +227,7 @@ def _health_routes(app: FastAPI, context: _Context) -> None:
 
 def _question_routes(app: FastAPI, context: _Context) -> None:
     client, run, reader, settings = context.client, context.run, context.reader, context.settings
+    gate = context.gate
 
     @app.get(
         "/zipcodes/{zipcode}",
@@ -207,10 +237,11 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
     )
     async def lookup(zipcode: str) -> LookupResult:
         """The risk factor of one zipcode (1000-9999); `exists: false` when not in the table."""
+        arrived = time.monotonic()
         number = parse_zipcode(zipcode)  # pure: a refused input never leaves the loop
         if reader is not None and (cached := await reader.lookup(LOOKUP, number)) is not None:
             return LookupResult.model_validate(cached)
-        return await run(functools.partial(client.lookup, number))
+        return await gate.ask(lambda left: client.lookup(number, timeout=left), run, arrived)
 
     @app.get(
         "/zipcodes",
@@ -222,10 +253,13 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
         risk_factor: Annotated[str, Query(description="A, B or C")],
     ) -> RiskFactorListing:
         """Every zipcode carrying a risk factor, ascending."""
+        arrived = time.monotonic()
         factor = parse_risk_factor(risk_factor)
         if reader is not None and (cached := await reader.lookup(BY_RISK_FACTOR, factor)):
             return RiskFactorListing.model_validate(cached)
-        return await run(functools.partial(client.by_risk_factor, factor))
+        return await gate.ask(
+            lambda left: client.by_risk_factor(factor, timeout=left), run, arrived
+        )
 
     @app.get(
         "/index",
@@ -241,6 +275,7 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
     ) -> IndexAnswer:
         """The latest health index for a base year (default 2004); 503 INDEX_UNAVAILABLE
         before the first successful refresh."""
+        arrived = time.monotonic()
         if base_year is not None and year is not None and base_year != year:
             raise ZipscoreError(ErrorCode.WRONG_YEAR, "base_year and year disagree: give one")
         chosen = base_year if base_year is not None else year
@@ -251,18 +286,18 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
         if reader is not None and (cached := await reader.index(number)) is not None:
             stale_after = settings.index_stale_after_seconds
             return IndexAnswer.model_validate(with_staleness(cached, stale_after, utcnow()))
-        return await run(functools.partial(client.index, number))
+        return await gate.ask(lambda left: client.index(number, timeout=left), run, arrived)
 
 
 def _batch_routes(app: FastAPI, context: _Context) -> None:
-    client, run, launcher = context.client, context.run, context.launcher
+    client, run, launcher = context.client, context.run_batch, context.launcher
     settings, upload_dir, limit_bytes = context.settings, context.upload_dir, context.limit_bytes
 
     @app.post(
         "/batches",
         status_code=202,
         response_model=BatchAccepted,
-        responses=_errors(400, 413, 503, 504),
+        responses=_errors(400, 413, 503, 504, 507),
         tags=["batches"],
         openapi_extra={
             "requestBody": {
@@ -284,28 +319,35 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit_bytes:
             return _too_large(settings)
-        if not launcher.has_room():  # refuse before reading a body that would be dropped
-            raise ZipscoreError(
-                ErrorCode.BACKEND_UNAVAILABLE,
-                f"this gateway is running {launcher.max_running} batches already; retry later",
-            )
-        source, output = await run(functools.partial(upload_paths, upload_dir))
+        # The slot is taken before a byte of the body is read, so a refused upload is never
+        # written. Once `start` returns, the job owns it (and gives it back when it ends).
+        slot = launcher.reserve()
+        try:
+            source, output = await run(functools.partial(upload_paths, upload_dir))
+        except BaseException as exc:
+            slot.release()
+            if (full := _storage_full(exc)) is not None:
+                return full
+            raise
+        started: Future[str] | None = None
         try:
             await receive_upload(request.stream(), source, limit_bytes)
             started = await run(
-                functools.partial(launcher.start, source, output, zipcode_column=zipcode_column)
+                functools.partial(
+                    launcher.start, source, output, zipcode_column=zipcode_column, slot=slot
+                )
             )
             job = await asyncio.wrap_future(started)
-        except UploadTooLarge:
-            source.unlink(missing_ok=True)
-            return _too_large(settings)
-        except ZipscoreError as exc:
-            source.unlink(missing_ok=True)
-            output.unlink(missing_ok=True)
-            raise ZipscoreError(exc.code, _hide_path(exc.message, source, output)) from None
-        except BaseException:
-            source.unlink(missing_ok=True)
-            output.unlink(missing_ok=True)
+        except BaseException as exc:
+            if started is None:  # else the job's thread has the slot, and gives it back
+                slot.release()
+            _remove(source, output)
+            if isinstance(exc, UploadTooLarge):
+                return _too_large(settings)
+            if (full := _storage_full(exc)) is not None:
+                return full
+            if isinstance(exc, ZipscoreError):
+                raise ZipscoreError(exc.code, _hide_paths(exc.message, source, output)) from None
             raise
         return JSONResponse(
             BatchAccepted(job_id=job).model_dump(),
@@ -339,8 +381,12 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
             )
         if status.state != "done":
             _held(status, upload_dir)
-            started = await run(functools.partial(launcher.resume, job_id))
-            await asyncio.wrap_future(started)
+            try:
+                started = await run(functools.partial(launcher.resume, job_id))
+                await asyncio.wrap_future(started)
+            except ZipscoreError as exc:  # e.g. its upload changed: named by its path
+                paths = (Path(status.input), Path(status.output))
+                raise ZipscoreError(exc.code, _hide_paths(exc.message, *paths)) from None
         return JSONResponse(
             BatchAccepted(job_id=job_id).model_dump(),
             status_code=202,
@@ -411,11 +457,34 @@ def _held(status: JobStatus, upload_dir: Path) -> Path:
     return output
 
 
-def _hide_path(message: str, *paths: Path) -> str:
-    """Refusals name the file; a client sees `upload`, never the server's paths."""
+def _remove(*paths: Path) -> None:
     for path in paths:
-        message = message.replace(str(path.resolve()), "upload").replace(str(path), "upload")
+        path.unlink(missing_ok=True)
+
+
+def _hide_paths(message: str, *places: Path) -> str:
+    """Refusals name the file; a client sees `upload`, never the server's paths: each of
+    `places` (a file, or a directory and anything under it) becomes `upload`."""
+    for place in places:
+        for spelling in {str(place).rstrip("/"), str(place.resolve()).rstrip("/")}:
+            if not spelling or spelling == ".":  # `/` itself: nothing to hide but all
+                continue
+            pattern = re.escape(spelling) + r"(?:/[^\s'\":,;]*)?"
+            message = re.sub(pattern, "upload", message)
     return message
+
+
+def _storage_full(exc: BaseException) -> JSONResponse | None:
+    """507 Insufficient Storage when `exc` is the upload directory being full, else None."""
+    if not isinstance(exc, OSError) or exc.errno not in STORAGE_FULL:
+        return None
+    reason = errno.errorcode[exc.errno]
+    logger.warning("upload refused: the upload directory is full (%s)", reason)
+    return error_response(
+        ErrorCode.BACKEND_UNAVAILABLE,
+        f"no space left to store the upload ({reason}); retry once space is freed",
+        507,
+    )
 
 
 def _too_large(settings: Settings) -> JSONResponse:
@@ -449,12 +518,18 @@ async def _readiness(client: Client, settings: Settings, probe: Offload) -> dict
     return {"redis": redis_state, **worker_states}
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    """Every error leaves in the contract's body; no traceback ever reaches a client."""
+def _install_error_handlers(app: FastAPI, upload_dirs: tuple[Path, ...]) -> None:
+    """Every error leaves in the contract's body; no traceback ever reaches a client, nor
+    a path in `upload_dirs` (whatever part of the client or the job put it in a message)."""
 
     @app.exception_handler(ZipscoreError)
     async def contract_error(_: Request, exc: ZipscoreError) -> JSONResponse:
-        return error_response(exc.code, exc.message)
+        return error_response(exc.code, _hide_paths(exc.message, *upload_dirs))
+
+    @app.exception_handler(Saturated)
+    async def saturated(_: Request, exc: Saturated) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(ErrorCode.BACKEND_UNAVAILABLE, exc.message, 503, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

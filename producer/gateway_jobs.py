@@ -16,6 +16,7 @@ scoring its written chunks again.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import uuid
@@ -31,6 +32,9 @@ from producer.progress import Reporter
 from worker.errors import ErrorCode, ZipscoreError
 
 logger = logging.getLogger(__name__)
+# The upload directory's file system (or the gateway's quota) is full: no retry helps
+# until space is freed.
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class UploadTooLarge(Exception):
@@ -84,6 +88,24 @@ def upload_paths(directory: Path) -> tuple[Path, Path]:
     return directory / f"{token}.csv", directory / f"{token}.scored.csv"
 
 
+class Slot:
+    """One of a launcher's batch slots, held from before an upload is read until its job ends.
+
+    `release` gives it back (at most once); a job started with it releases it when it ends.
+    """
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release = release
+        self._lock = threading.Lock()
+        self._held = True
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self._release()
+
+
 class BatchLauncher:
     """Runs batch jobs on daemon threads of this process, at most `max_running` at once."""
 
@@ -91,19 +113,28 @@ class BatchLauncher:
         self.client = client
         self.max_running = max_running
         self._slots = threading.BoundedSemaphore(max_running)
-        self._running = 0
-        self._count_lock = threading.Lock()
 
-    def has_room(self) -> bool:
-        """Whether a job could start now (checked before an upload is read)."""
-        with self._count_lock:
-            return self._running < self.max_running
-
-    def start(self, source: Path, output: Path, *, zipcode_column: str) -> Future[str]:
-        """Score `source` into `output` as a new job, in the background.
+    def reserve(self) -> Slot:
+        """Take a slot now, before the upload is read (check and take are one step).
 
         Raises:
-            ZipscoreError: BACKEND_UNAVAILABLE at once when `max_running` jobs are running.
+            ZipscoreError: BACKEND_UNAVAILABLE at once when `max_running` slots are taken.
+        """
+        if not self._slots.acquire(blocking=False):
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                f"this gateway is running {self.max_running} batches already; retry later",
+            )
+        return Slot(self._slots.release)
+
+    def start(
+        self, source: Path, output: Path, *, zipcode_column: str, slot: Slot | None = None
+    ) -> Future[str]:
+        """Score `source` into `output` as a new job, in the background, in `slot` (taken
+        now when not given; the job gives it back when it ends).
+
+        Raises:
+            ZipscoreError: BACKEND_UNAVAILABLE at once when no slot is given and none is free.
         """
 
         def run(progress: ProgressFactory) -> BatchSummary:
@@ -111,7 +142,7 @@ class BatchLauncher:
                 source, output, zipcode_column=zipcode_column, progress=progress
             )
 
-        return self._launch(run, f"batch-{source.stem[:8]}")
+        return self._launch(run, f"batch-{source.stem[:8]}", slot or self.reserve())
 
     def resume(self, job_id: str) -> Future[str]:
         """Finish an interrupted job in the background (same refusals as `start`)."""
@@ -119,16 +150,11 @@ class BatchLauncher:
         def run(progress: ProgressFactory) -> BatchSummary:
             return self.client.resume_batch(job_id, progress=progress)
 
-        return self._launch(run, f"batch-{job_id[:8]}")
+        return self._launch(run, f"batch-{job_id[:8]}", self.reserve())
 
-    def _launch(self, run: Callable[[ProgressFactory], BatchSummary], name: str) -> Future[str]:
-        if not self._slots.acquire(blocking=False):
-            raise ZipscoreError(
-                ErrorCode.BACKEND_UNAVAILABLE,
-                f"this gateway is running {self.max_running} batches already; retry later",
-            )
-        with self._count_lock:
-            self._running += 1
+    def _launch(
+        self, run: Callable[[ProgressFactory], BatchSummary], name: str, slot: Slot
+    ) -> Future[str]:
         started: Future[str] = Future()
 
         def progress(job: str, total: int) -> Reporter:
@@ -150,13 +176,23 @@ class BatchLauncher:
                         exc.message,
                         started.result(),
                     )
+                elif isinstance(exc, OSError) and exc.errno in STORAGE_FULL:
+                    logger.warning(
+                        "batch job %s stopped: the upload directory is full (%s); resumable"
+                        " once space is freed: POST /batches/%s/resume",
+                        started.result(),
+                        errno.errorcode[exc.errno],
+                        started.result(),
+                    )
                 else:
                     logger.exception("batch job %s stopped (resumable)", started.result())
             finally:
-                with self._count_lock:
-                    self._running -= 1
-                self._slots.release()
+                slot.release()
 
         # Daemon threads: a stopping gateway does not wait for batches; they stay resumable.
-        threading.Thread(target=drive, name=name, daemon=True).start()
+        try:
+            threading.Thread(target=drive, name=name, daemon=True).start()
+        except BaseException:
+            slot.release()
+            raise
         return started

@@ -32,3 +32,17 @@ class RefusingConsumer(Consumer):  # type: ignore[misc]
         )
         message.reject_log_error(logger, self.connection_errors)
         signals.task_rejected.send(sender=self, message=message, exc=exc)
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        # Celery's own logs CRITICAL with a traceback and a dump of the body (which may be
+        # anything a client put in the queue): one line here, then the message is dropped.
+        headers = message.headers or {}
+        logger.error(
+            "refused message id=%s task=%s content_type=%s: the body cannot be decoded (%s)",
+            headers.get("id", "-"),
+            headers.get("task", "-"),
+            message.content_type,
+            type(exc).__name__,
+        )
+        message.reject_log_error(logger, self.connection_errors)
+        signals.task_rejected.send(sender=self, message=message, exc=exc)

@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     gateway_upload_dir: Path = Path("var/uploads")
     gateway_max_upload_mb: int = Field(default=100, ge=1, le=100_000)
     gateway_threads: int = Field(default=32, ge=1, le=1_000)
+    gateway_max_waiting: int = Field(default=32, ge=0, le=10_000)
     gateway_max_batches: int = Field(default=2, ge=1, le=64)
     gateway_ready_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 

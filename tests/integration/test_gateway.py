@@ -3,23 +3,32 @@ Postgres, and (for the index) the local fake Statbel of the health index tests."
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import os
+import subprocess
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import celery.exceptions
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 
+from ops.bench.gateway_pressure import Watch, burst, queued_tasks, served
 from producer import gateway
 from producer.client import Client
 from tests.integration.test_batch import check, portfolio
 from tests.integration.test_health_index import serve, statbel  # noqa: F401  (a fixture)
 from tests.statbel_documents import fixture_body
-from worker.cache import ResultCache
+from worker.cache import LOOKUP, ResultCache
+from worker.celery_app import app
 from worker.index_cache import index_cache_from_settings
 from worker.settings import get_settings
 
@@ -101,3 +110,159 @@ def test_a_batch_upload_polled_to_its_result_row_by_row(api: TestClient, tmp_pat
     check(scored, 1_200, SAMPLE)
     header = next(csv.reader(io.StringIO(result.text)))
     assert header == ["id", "zipcode", "comment", "risk_factor", "status", "error"]
+
+
+# -- a real uvicorn gateway under pressure (`zipscore serve`, a prefix no worker consumes) ----
+
+
+@pytest.fixture
+def lonely_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a gateway process whose Redis prefix no worker consumes."""
+    prefix = f"zipscore-test-lonely-{uuid.uuid4().hex[:8]}"
+    yield {**os.environ, "ZIPSCORE_REDIS_PREFIX": prefix}
+    keys = get_settings().model_copy(update={"redis_prefix": prefix})
+    client = redis.Redis.from_url(keys.broker)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+
+
+async def slow_upload(port: int, body: bytes, piece: int, pause: float) -> int | None:
+    """POST /batches sent `piece` bytes at a time (a raw socket, as an attacker would);
+    the status as soon as the server answers, even mid-body; None if it never did."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST /batches HTTP/1.1\r\nHost: gw\r\nContent-Length: {len(body)}\r\n\r\n"
+    writer.write(head.encode())
+    answer = asyncio.ensure_future(reader.readline())
+    try:
+        for start in range(0, len(body), piece):
+            if answer.done():
+                break
+            writer.write(body[start : start + piece])
+            try:
+                await writer.drain()
+            except ConnectionError:
+                break  # answered and closed before the whole body was sent
+            await asyncio.sleep(pause)
+        status_line = await asyncio.wait_for(answer, 20)
+    except (TimeoutError, ConnectionError):
+        return None
+    finally:
+        answer.cancel()
+        writer.close()
+    return int(status_line.split()[1]) if status_line else None
+
+
+async def six_uploads(port: int, body: bytes) -> list[int | None]:
+    """The statuses of the first four of six concurrent uploads to be answered."""
+    uploads = [asyncio.ensure_future(slow_upload(port, body, 65_536, 0.02)) for _ in range(6)]
+    answered = []
+    for upload in asyncio.as_completed(uploads, timeout=20):
+        answered.append(await upload)
+        if len(answered) == 4:
+            break
+    for upload in uploads:  # the two holding a slot wait for a table pin no worker gives
+        upload.cancel()
+    await asyncio.gather(*uploads, return_exceptions=True)
+    return sorted(answered, key=str)
+
+
+def test_concurrent_uploads_past_the_slots_are_refused_before_a_byte_is_written(
+    lonely_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Six uploads at once, two batch slots: four are refused unread, none reaches the disk."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    env = {
+        **lonely_env,
+        "ZIPSCORE_GATEWAY_UPLOAD_DIR": str(uploads),
+        "ZIPSCORE_GATEWAY_MAX_BATCHES": "2",
+        "ZIPSCORE_BATCH_CHUNK_DEADLINE_SECONDS": "5",  # how long the slot holders keep them
+    }
+    body = b"zipcode\n" + b"9000\n" * 600_000  # 3 MB, sent over ~1 s each
+    with served(env, tmp_path / "gateway.log") as base, Watch(uploads) as watch:
+        statuses = asyncio.run(six_uploads(int(base.rsplit(":", 1)[1]), body))
+    assert statuses == [503, 503, 503, 503], statuses
+    # Only the two slot holders ever had a file: the refused four wrote nothing.
+    assert len([name for name in watch.sizes if not name.endswith(".scored.csv")]) <= 2
+
+
+def test_a_burst_of_lookups_with_no_worker_is_answered_within_the_timeout(
+    lonely_env: dict[str, str], tmp_path: Path
+) -> None:
+    """100 concurrent uncached lookups, no worker: 16 wait (8 threads, 8 in line) and are
+    504 at the 5 s deadline; the rest are 503 at once; the 8 tasks sent expire with it."""
+    prefix = lonely_env["ZIPSCORE_REDIS_PREFIX"]
+    client = redis.Redis.from_url(get_settings().broker)
+    client.set(f"{prefix}:cache:risk-table-version", 10**9)  # every lookup is a miss
+    env = {
+        **lonely_env,
+        "ZIPSCORE_LOOKUP_TIMEOUT": "5",
+        "ZIPSCORE_GATEWAY_THREADS": "8",
+        "ZIPSCORE_GATEWAY_MAX_WAITING": "8",
+    }
+    with served(env, tmp_path / "gateway.log") as base:
+        answers = asyncio.run(burst(base, [f"/zipcodes/{1000 + i}" for i in range(100)]))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [503] * 84 + [504] * 16
+    assert max(seconds for _, seconds in answers) < 5 + 1.5  # was 10-40 s at the defaults
+    # Refused on arrival, not after the others' deadline (a loaded CI box: 100 connections).
+    assert max(seconds for status, seconds in answers if status == 503) < 2.5
+    time.sleep(0.1)
+    expired, live = queued_tasks(client, f"{prefix}:lookups")
+    assert (expired, live) == (8, 0)  # a worker coming back drops all eight unrun
+
+
+def test_the_worker_drops_an_expired_task_unrun(real_cache: ResultCache) -> None:
+    """What makes an orphan harmless: the session's worker takes the expired message and
+    marks it REVOKED without running it (the answer is never computed nor cached)."""
+    cached = real_cache.key(real_cache.table_version() or 0, LOOKUP, 9001)
+    real_cache._redis.delete(cached)
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    result = app.send_task("zipcodes.lookup", args=(9001,), expires=past)
+    with pytest.raises(celery.exceptions.TaskRevokedError):
+        result.get(timeout=20)
+    assert result.state == "REVOKED"
+    assert not real_cache._redis.exists(cached)
+    # The control: the same task unexpired runs, and its answer is cached.
+    assert app.send_task("zipcodes.lookup", args=(9001,)).get(timeout=20)["exists"] is True
+    assert real_cache._redis.exists(cached)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (needs root, as CI's container has), unmounted even on failure."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()[:200]}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_an_upload_onto_a_full_disk_is_507_and_the_disk_is_given_back(
+    real_cache: ResultCache, tiny_disk: Path, tmp_path: Path
+) -> None:
+    """A 3 MB upload onto a 1 MiB file system: 507 with the contract body (it was 500,
+    "unexpected error" and a traceback), the partial file removed: the next upload fits."""
+    settings = get_settings().model_copy(update={"gateway_upload_dir": tiny_disk})
+    with TestClient(gateway.create_app(settings)) as api:
+        refused = api.post("/batches", content=b"zipcode\n" + b"9000\n" * 600_000)
+        assert refused.status_code == 507, refused.text
+        assert refused.json()["error"]["code"] == "BACKEND_UNAVAILABLE"
+        assert str(tiny_disk) not in refused.text
+        assert list(tiny_disk.iterdir()) == []
+        source = portfolio(tmp_path / "in.csv", 200)
+        accepted = api.post("/batches", content=source.read_bytes())
+        assert accepted.status_code == 202, accepted.text
+        job = accepted.json()["job_id"]
+        deadline = time.monotonic() + 60
+        while api.get(f"/batches/{job}").json()["state"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)

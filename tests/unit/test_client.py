@@ -102,6 +102,25 @@ def test_a_send_that_fails_is_backend_unavailable(
     assert "unreachable" in caught.value.message
 
 
+def test_a_question_expires_when_its_wait_ends_a_refresh_does_not(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[str, Any]] = []
+
+    def send_task(name: str, *, args: Any = (), expires: Any = None, **_: Any) -> _Result:
+        sent.append((name, expires))
+        if name == "zipcodes.lookup":
+            return _Result({"zipcode": 9000, "risk_factor": "B", "exists": True})
+        report = {"months_stored": 1, "months_new": 0, "months_changed": 0}
+        return _Result({**report, "base_years": [2004], "refreshed_at": "2026-01-01T00:00:00"})
+
+    monkeypatch.setattr(app, "send_task", send_task)
+    client.lookup(9000)
+    client.lookup(9001, timeout=0.25)
+    client.refresh_index(timeout=5)
+    assert sent == [("zipcodes.lookup", 1.0), ("zipcodes.lookup", 0.25), ("index.refresh", None)]
+
+
 def test_an_unreachable_cache_falls_back_to_the_queue(
     eager: list[tuple[str, tuple[Any, ...]]], store: DictZipcodeStore
 ) -> None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import fakeredis
 import fakeredis.aioredis
 import httpx
 import pytest
 from click.testing import CliRunner
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from producer import cli, gateway
@@ -119,6 +122,49 @@ def test_a_bad_or_missing_risk_factor_is_400(api: TestClient) -> None:
     assert missing.json()["error"]["message"].startswith("risk_factor:")
 
 
+# Every route with its path filled in, and the code a bad value of each parameter gets.
+SAMPLE_PATH_VALUES = {"zipcode": "9000", "job_id": "0123456789abcdef"}
+CODES = {
+    "risk_factor": "RISK_FACTOR_NOT_VALID",
+    "base_year": "WRONG_YEAR",
+    "year": "WRONG_YEAR",
+    "zipcode_column": "BAD_INPUT_FILE",
+    "extra": "BAD_INPUT_FILE",
+}
+
+
+def routes_and_parameters(app: FastAPI) -> list[tuple[str, str, str]]:
+    """(method, path, query parameter) for every operation and each of its query parameters,
+    plus one it does not declare."""
+    cases = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        path = route.path_format.format(**SAMPLE_PATH_VALUES)
+        names = [param.name for param in route.dependant.query_params] + ["extra"]
+        methods = sorted(route.methods or ())
+        cases += [(method, path, name) for method in methods for name in names]
+    return cases
+
+
+def test_a_repeated_query_parameter_is_refused_on_every_route(
+    api: TestClient, batch_store: BatchStore, tmp_path: Path
+) -> None:
+    """`?risk_factor=A&risk_factor=B` took the last value silently: every parameter of every
+    route, given twice, is now 400 with the parameter's code (and no route runs)."""
+    cases = routes_and_parameters(api.app)  # type: ignore[arg-type]
+    assert {name for _, _, name in cases} == set(CODES)  # a new parameter needs its code here
+    for method, path, name in cases:
+        values = {"risk_factor": ["A", "B"], "base_year": ["2004", "2013"]}.get(name, ["1", "2"])
+        response = api.request(method, path, params=[(name, v) for v in values], content=b"x")
+        assert error(response) == (400, CODES[name]), (method, path, name, response.text)
+        assert f"{name!r} is given more than once" in response.json()["error"]["message"]
+    assert job_keys(batch_store) == []
+    assert not (tmp_path / "uploads").exists() or list((tmp_path / "uploads").iterdir()) == []
+    # Both names of the base year, once each, are not a repetition.
+    assert api.get("/index", params={"base_year": "2013", "year": "2013"}).status_code == 503
+
+
 # -- the health index -------------------------------------------------------------------
 
 
@@ -208,7 +254,7 @@ def test_a_broken_async_cache_falls_back_to_the_client(
     # Both readers fail (the client's own read is swallowed too); restored before teardown.
     monkeypatch.setattr(fake_server, "connected", False)
     monkeypatch.setattr(
-        client, "lookup", lambda z: {"zipcode": 9000, "risk_factor": "B", "exists": True}
+        client, "lookup", lambda z, **_: {"zipcode": 9000, "risk_factor": "B", "exists": True}
     )
     assert fast_api.get("/zipcodes/9000").json()["risk_factor"] == "B"
 
@@ -231,7 +277,7 @@ def test_a_broken_async_cache_falls_back_to_the_client(
 def test_every_code_has_its_status(
     api: TestClient, client: Client, monkeypatch: pytest.MonkeyPatch, code: ErrorCode, status: int
 ) -> None:
-    def refuse(_: object) -> None:
+    def refuse(_: object, **__: object) -> None:
         raise ZipscoreError(code, "the message")
 
     monkeypatch.setattr(client, "lookup", refuse)
@@ -241,7 +287,7 @@ def test_every_code_has_its_status(
 
 
 def test_no_traceback_reaches_a_client(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    def crash(_: object) -> None:
+    def crash(_: object, **__: object) -> None:
         raise RuntimeError("secret dsn postgresql://u:pw@db")
 
     monkeypatch.setattr(client, "lookup", crash)
@@ -323,11 +369,12 @@ def test_not_ready_when_redis_or_postgres_is_down(
 
 
 def slow_lookup_app(client: Client, offload: gateway.Offload | None) -> FastAPI:
-    def slow(zipcode: object) -> dict[str, Any]:
+    def slow(zipcode: object, **_: object) -> dict[str, Any]:
         time.sleep(1.0)  # a cold cache and a busy worker
         return {"zipcode": 9000, "risk_factor": "B", "exists": True}
 
     client.lookup = slow  # type: ignore[assignment,method-assign]
+    client.timeout = 5.0  # the gateway's deadline: well past the slow lookup
     return gateway.create_app(client.settings, client=client, offload=offload)
 
 
@@ -358,6 +405,88 @@ def test_the_blocking_variant_would_stall_it(client: Client) -> None:
 
     waited = asyncio.run(healthz_while_a_lookup_waits(slow_lookup_app(client, inline)))
     assert waited > 0.95
+
+
+# -- questions waiting for a worker: bounded in number and in time ----------------------
+
+
+def dead_worker_app(client: Client, threads: int, waiting: int) -> FastAPI:
+    """A gateway whose lookups wait out their whole timeout (no worker), as client.call does."""
+    sent: list[float] = []
+
+    def no_answer(zipcode: object, *, timeout: float | None = None) -> None:
+        wait = client.timeout if timeout is None else timeout
+        sent.append(wait)
+        time.sleep(wait)
+        raise ZipscoreError(ErrorCode.TIMEOUT, f"no answer from a worker within {wait:g} s")
+
+    client.lookup = no_answer  # type: ignore[assignment,method-assign]
+    client.timeout = 0.5
+    limits = {"gateway_threads": threads, "gateway_max_waiting": waiting}
+    app = gateway.create_app(client.settings.model_copy(update=limits), client=client)
+    app.state.sent = sent
+    return app
+
+
+async def burst(app: FastAPI, count: int) -> list[tuple[httpx.Response, float]]:
+    """`count` concurrent uncached lookups; each answer with its seconds from the start."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        began = time.perf_counter()
+
+        async def one(zipcode: int) -> tuple[httpx.Response, float]:
+            response = await http.get(f"/zipcodes/{zipcode}")
+            return response, time.perf_counter() - began
+
+        return await asyncio.gather(*(one(1000 + i) for i in range(count)))
+
+
+def test_no_question_outlives_its_deadline_however_many_wait_for_a_thread(
+    client: Client,
+) -> None:
+    """Twelve lookups, two threads, no worker: all 504 at the 0.5 s deadline, not in turns
+    (the thread pool's queue counts against it), and those that never got a thread sent
+    nothing."""
+    app = dead_worker_app(client, threads=2, waiting=10)
+    answers = asyncio.run(burst(app, 12))
+    assert [error(response) for response, _ in answers] == [(504, "TIMEOUT")] * 12
+    assert max(seconds for _, seconds in answers) < 0.5 + 0.4  # not 12 / 2 x 0.5 = 3 s
+    assert len(app.state.sent) == 2  # the two with a thread; each given what was left
+    assert all(0 < wait <= 0.5 for wait in app.state.sent)
+
+
+def test_a_saturated_gateway_answers_503_at_once_with_retry_after(client: Client) -> None:
+    app = dead_worker_app(client, threads=2, waiting=3)
+    answers = asyncio.run(burst(app, 10))
+    refused = [(response, seconds) for response, seconds in answers if response.status_code == 503]
+    assert len(refused) == 5  # 2 running and 3 waiting: the other 5 are not queued
+    assert all(error(response) == (503, "BACKEND_UNAVAILABLE") for response, _ in refused)
+    assert all(response.headers["retry-after"] == "1" for response, _ in refused)
+    assert max(seconds for _, seconds in refused) < 0.25  # not after the others' deadline
+    assert sorted(response.status_code for response, _ in answers) == [503] * 5 + [504] * 5
+
+
+def test_batch_calls_are_not_held_up_by_questions_waiting_for_a_dead_worker(
+    client: Client,
+) -> None:
+    """Every question thread waits out its deadline: a batch's status still answers at once
+    (it queued behind them, on the same pool, for up to the whole lookup timeout)."""
+    app = dead_worker_app(client, threads=2, waiting=0)
+
+    async def status_during_the_wait() -> tuple[int, float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            lookups = [asyncio.create_task(http.get(f"/zipcodes/{z}")) for z in (1000, 1001)]
+            await asyncio.sleep(0.05)  # both threads are taken
+            began = time.perf_counter()
+            status = await http.get("/batches/0123456789abcdef")
+            waited = time.perf_counter() - began
+            await asyncio.gather(*lookups)
+        return status.status_code, waited
+
+    status, waited = asyncio.run(status_during_the_wait())
+    assert status == 404  # no such job: the answer came from Redis, on a thread
+    assert waited < 0.3  # not after the lookups' 0.5 s
 
 
 # -- batches ----------------------------------------------------------------------------
@@ -455,6 +584,46 @@ def test_an_upload_over_the_limit_is_413(
     assert list((tmp_path / "uploads").iterdir()) == []
 
 
+def test_an_upload_onto_a_full_disk_is_507_and_leaves_nothing(
+    api: TestClient,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disk fills after 64 KiB: a contract answer, the partial file removed, the slot
+    given back, and one log line without a traceback (it was 500 and an ENOSPC traceback)."""
+    write = anyio.AsyncFile.write
+    written = {"bytes": 0}
+
+    async def fill_up(self: anyio.AsyncFile[bytes], data: bytes) -> int:
+        written["bytes"] += len(data)
+        if written["bytes"] > 65_536:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "uploads"))
+        return await write(self, data)
+
+    monkeypatch.setattr(anyio.AsyncFile, "write", fill_up)
+    big = b"zipcode\n" + b"9000\n" * 100_000
+
+    def chunked() -> Iterator[bytes]:
+        for start in range(0, len(big), 16_384):
+            yield big[start : start + 16_384]
+
+    response = api.post("/batches", content=chunked())
+    assert error(response) == (507, "BACKEND_UNAVAILABLE")
+    assert "ENOSPC" in response.json()["error"]["message"]
+    assert str(tmp_path) not in response.text
+    assert list((tmp_path / "uploads").iterdir()) == []
+    assert job_keys(batch_store) == []
+    warnings = [r for r in caplog.records if r.name == "producer.gateway" and r.levelno >= 30]
+    assert [(r.levelname, r.exc_info) for r in warnings] == [("WARNING", None)]
+    monkeypatch.setattr(anyio.AsyncFile, "write", write)  # space freed: the slot is free too
+    for _ in range(3):  # more than the two slots: none was kept by the refused upload
+        accepted = api.post("/batches", content=b"zipcode\n9000\n")
+        assert accepted.status_code == 202, accepted.text
+        wait_done(api, accepted.json()["job_id"])
+
+
 def test_unknown_jobs_are_404(api: TestClient) -> None:
     for path in ("/batches/0123456789abcdef", "/batches/not-a-job", "/batches/abcdef12/result"):
         assert error(api.get(path)) == (404, "BAD_INPUT_FILE")
@@ -523,6 +692,25 @@ def test_resume_runs_an_interrupted_job_and_refuses_a_running_one(
     state["now"] = "done"
     assert api.post("/batches/0123456789abcdef/resume").status_code == 202
     assert resumed == ["0123456789abcdef"]
+
+
+def test_resume_never_shows_the_server_paths(
+    api: TestClient, batch_store: BatchStore, tmp_path: Path
+) -> None:
+    """An interrupted job whose upload changed is refused on resume; the message named the
+    upload by its full path on the server."""
+    accepted = api.post("/batches", content=b"zipcode\n9000\n1501\n")
+    job = accepted.json()["job_id"]
+    wait_done(api, job)
+    assert batch_store.update_job(job, {"state": "interrupted"})
+    (source,) = [p for p in (tmp_path / "uploads").iterdir() if not p.name.endswith(".scored.csv")]
+    with source.open("ab") as upload:
+        upload.write(b"9001\n")
+    response = api.post(f"/batches/{job}/resume")
+    assert error(response) == (400, "BAD_INPUT_FILE")
+    assert response.json()["error"]["message"].startswith("upload changed since job started")
+    assert str(tmp_path) not in response.text
+    assert source.name not in response.text
 
 
 def test_a_gateway_runs_a_bounded_number_of_batches(

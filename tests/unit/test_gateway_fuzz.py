@@ -40,6 +40,16 @@ def no_undocumented_server_error(ctx: Any, response: Any, case: Any) -> bool | N
     return None
 
 
+@schemathesis.check
+def no_server_path(ctx: Any, response: Any, case: Any) -> bool | None:
+    """No answer names the server's upload directory (or a file in it)."""
+    for spelling in SERVER_PATHS:
+        assert spelling not in response.text, f"{case.method} {case.path}: shows {spelling}"
+    return None
+
+
+SERVER_PATHS: list[str] = []  # the upload directory of the app under test, set per test
+
 # The operations, read once from the schema (building the app does no I/O).
 OPERATIONS = [
     (path, method.upper())
@@ -56,6 +66,8 @@ def test_the_gateway_answers_as_its_schema_says(
     method: str,
 ) -> None:
     app = gateway.create_app(client.settings, client=client)
+    upload_dir = client.settings.gateway_upload_dir
+    SERVER_PATHS[:] = sorted({str(upload_dir), str(upload_dir.resolve())})
     operation = schemathesis.openapi.from_asgi("/openapi.json", app)[path][method]
 
     # Inputs from the schema, and beyond it (negative: wrong types, missing parameters).
@@ -68,6 +80,7 @@ def test_the_gateway_answers_as_its_schema_says(
         case.call_and_validate(
             checks=[
                 no_undocumented_server_error,
+                no_server_path,
                 status_code_conformance,
                 content_type_conformance,
                 response_schema_conformance,
