@@ -1,4 +1,5 @@
-"""Flower behind authentication, checked over HTTP and in a real headless Chromium."""
+"""Flower behind authentication, checked over HTTP and in a real headless Chromium; and
+Flower refusing to start open to all, whatever option syntax asks it to."""
 
 from __future__ import annotations
 
@@ -71,6 +72,46 @@ def flower(
     process.terminate()
     process.wait(15)
     assert password not in log.read_text(), "the password must never reach the logs"
+
+
+GUARD = [sys.executable, "-m", "worker.flower_guard"]
+CELERY_FLOWER = [sys.executable, "-m", "celery", "-A", "worker", "flower"]
+OPEN_FORMS = [
+    (["-address=0.0.0.0"], {}),
+    (["--address=0.0.0.0"], {}),
+    (["-address=127.0.0.1", "-address=0.0.0.0"], {}),
+    (["--address=::"], {}),
+    (["--address="], {}),
+    ([], {"FLOWER_ADDRESS": "0.0.0.0"}),
+    (["-conf={conf}"], {}),
+    ([], {"FLOWER_CONF": "{conf}"}),
+]
+
+
+@pytest.mark.parametrize("entry", [GUARD, CELERY_FLOWER], ids=["flower_guard", "celery_flower"])
+@pytest.mark.parametrize(("argv", "env"), OPEN_FORMS)
+def test_flower_open_to_all_without_auth_never_starts(
+    e2e_env: dict[str, str],
+    tmp_path: Path,
+    entry: list[str],
+    argv: list[str],
+    env: dict[str, str],
+) -> None:
+    conf = tmp_path / "elsewhere.py"
+    conf.write_text("address = '0.0.0.0'\n")
+    port = free_port()
+    clean = {name: value for name, value in e2e_env.items() if not name.startswith("FLOWER_")}
+    env = {**clean, **{name: value.format(conf=conf) for name, value in env.items()}}
+    command = [*entry, *(arg.format(conf=conf) for arg in argv), f"-port={port}"]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    # One line and nothing else: Flower stopped before it bound (it would log where it listens).
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr[-2000:]
+    assert done.stderr.startswith("flower: refusing to start Flower on ")
+    assert "without authentication" in done.stderr
+    assert done.stdout == ""
 
 
 def test_flower_refuses_requests_without_credentials(flower: Flower) -> None:
