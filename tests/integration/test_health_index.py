@@ -3,6 +3,7 @@ local fake Statbel (pytest-httpserver) serving recorded-shape documents, errors 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -151,6 +152,33 @@ def test_statbel_errors_are_retried_then_fail_and_the_previous_values_stay(
     index_cache.forget(2004)
     answer = client.index(2004)
     assert (answer.index, answer.stale) == (135.61, True)
+
+
+def with_fact(fact: dict[str, object]) -> bytes:
+    """The fixture with one more fact."""
+    raw = json.loads(fixture_body())
+    raw["facts"].append(fact)
+    return json.dumps(raw).encode()
+
+
+def test_a_month_in_the_future_refuses_the_refresh_and_the_latest_month_stays(
+    client: Client, statbel: HTTPServer, conn: psycopg.Connection
+) -> None:
+    serve(statbel, fixture_body())
+    client.refresh_index(timeout=30)
+    before = rows(conn)
+    serve(
+        statbel,
+        with_fact({"Base year": "2004 = 100", "Health index": 99.99, "Month": "January 2150"}),
+    )
+    with pytest.raises(ZipscoreError) as caught:
+        client.refresh_index(timeout=30)
+    assert caught.value.code is ErrorCode.INDEX_UNAVAILABLE
+    assert "DocumentRefused" in caught.value.message
+    assert "2150-01 of base 2004 is after the current month" in caught.value.message
+    assert len(statbel.log) == 1  # refused, not retried: the same document would come back
+    assert rows(conn) == before
+    assert (client.index(2004).index, client.index(2004).period) == (135.61, "2021-09")
 
 
 def test_slow_answers_time_out_and_are_retried(client: Client, statbel: HTTPServer) -> None:
