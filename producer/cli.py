@@ -3,6 +3,7 @@
     zipscore lookup 9000 [--json]
     zipscore zipcodes --risk-factor A [--json]
     zipscore index [--base-year 2004] [--json] | zipscore index refresh [--json]
+    zipscore index remove-month --base-year 2004 --month 2150-01 [--json]
     zipscore score IN.csv -o OUT.csv [--zipcode-column zipcode] [--chunk-size N] [--json]
     zipscore score --resume JOB_ID | zipscore job status JOB_ID [--json]
     zipscore db migrate | zipscore db load-zipcodes FILE [--if-empty]
@@ -117,6 +118,24 @@ def index_refresh(timeout: float | None, as_json: bool) -> None:
         f"{', '.join(map(str, report.base_years))}"
     )
     emit(report.model_dump(), as_json, human)
+
+
+@index.command("remove-month")
+@click.option("--base-year", "base_year", required=True, help="1996, 2004, 2013 or 2025.")
+@click.option("--month", required=True, metavar="YYYY-MM", help="The month to delete.")
+@json_option
+def index_remove_month(base_year: str, month: str, as_json: bool) -> None:
+    """Delete a wrong month from the stored history; the latest month is recomputed now."""
+    from producer import admin
+
+    report = answer_or_fail(lambda: admin.remove_index_month(base_year, month), as_json)
+    latest = report["latest"]
+    now = f"{latest['period']} ({latest['index']:g})" if latest else "no month"
+    human = (
+        f"removed {report['removed']} ({report['value']:g}) of base year "
+        f"{report['base_year']}; latest is now {now}"
+    )
+    emit(report, as_json, human)
 
 
 @cli.command()
@@ -265,6 +284,7 @@ USAGE_CODES = {
     "lookup": ErrorCode.ZIPCODE_NOT_VALID,
     "zipcodes": ErrorCode.RISK_FACTOR_NOT_VALID,
     "index": ErrorCode.WRONG_YEAR,
+    "remove-month": ErrorCode.WRONG_YEAR,
     "score": ErrorCode.BAD_INPUT_FILE,
     "status": ErrorCode.BAD_INPUT_FILE,
     "load-zipcodes": ErrorCode.BAD_INPUT_FILE,
