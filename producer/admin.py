@@ -54,15 +54,14 @@ def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
 
     from worker import db, zipcodes
     from worker.cache import cache_from_settings
-    from worker.risk_table import parse_text
+    from worker.risk_table import parse_file
 
     try:
-        text = path.read_text(encoding="utf-8")
+        rules = parse_file(path)  # in blocks: a 100 MB line is never held whole
     except (OSError, UnicodeDecodeError) as exc:
         raise ZipscoreError(
             ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: {type(exc).__name__}"
         ) from None
-    rules = parse_text(text)
     try:
         with db.connect() as conn:
             if if_empty and zipcodes.table_size(conn) > 0:

@@ -25,7 +25,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from worker.errors import ErrorCode, ZipscoreError
+from worker.errors import ErrorCode, ZipscoreError, capped
 from worker.settings import SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -296,10 +296,11 @@ def refuse_usage(exc: click.UsageError, as_json: bool) -> NoReturn:
     command = exc.ctx.command.name if exc.ctx and exc.ctx.command else None
     hint = f" (see zipscore {command} --help)" if command and command != "cli" else ""
     code = USAGE_CODES.get(command or "")
+    message = capped(exc.format_message())  # click quotes the refused value whole
     if code is not None and as_json:
-        click.echo(json.dumps(ZipscoreError(code, exc.format_message()).to_json()))
+        click.echo(json.dumps(ZipscoreError(code, message).to_json()))
     prefix = f"{code.value}: " if code is not None else ""
-    click.echo(f"zipscore: {prefix}{exc.format_message()}{hint}", err=True)
+    click.echo(f"zipscore: {prefix}{message}{hint}", err=True)
     sys.exit(2)
 
 
@@ -312,7 +313,7 @@ def main() -> None:
     except click.UsageError as exc:
         refuse_usage(exc, as_json="--json" in sys.argv)
     except click.ClickException as exc:
-        click.echo(f"zipscore: {exc.format_message()}", err=True)
+        click.echo(f"zipscore: {capped(exc.format_message())}", err=True)
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("zipscore: aborted", err=True)

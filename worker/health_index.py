@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from worker.errors import echo
+
 MAX_INDEX = Decimal(10_000)  # base-year indices live around 100-300; far beyond is garbage
 MAX_FACTS = 100_000
 PRECISION = Decimal("0.000001")
@@ -64,22 +66,17 @@ class DocumentRefused(ValueError):
     """The source answered something that is not a health index document; nothing is stored."""
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _base_year(value: object) -> int:
     match = _BASE_YEAR.match(value) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(f"expected text like '2004 = 100', got {_short(value)}")
+        raise ValueError(f"expected text like '2004 = 100', got {echo(value)}")
     return int(match.group(1))
 
 
 def _number(value: object) -> Decimal:
     # JSON numbers arrive as int or Decimal (see `parse_document`); text, bools are refused.
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise ValueError(f"expected a JSON number, got {_short(value)}")
+        raise ValueError(f"expected a JSON number, got {echo(value)}")
     return Decimal(value)
 
 
@@ -91,7 +88,7 @@ def _to_precision(value: Decimal) -> Decimal:
         return value
     rounded = value.quantize(PRECISION)
     if not rounded:
-        raise ValueError(f"{_short(value)} rounds to zero")
+        raise ValueError(f"{echo(value)} rounds to zero")
     return rounded
 
 
@@ -102,13 +99,13 @@ def _year(value: object) -> int | None:
         return value
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip()[:9])
-    raise ValueError(f"expected a year, got {_short(value)}")
+    raise ValueError(f"expected a year, got {echo(value)}")
 
 
 def _month(value: object) -> tuple[int, int | None]:
     match = _MONTH.match(value) if isinstance(value, str) else None
     if match is None or match.group(1).lower() not in MONTHS:
-        raise ValueError(f"expected an English month like 'September 2021', got {_short(value)}")
+        raise ValueError(f"expected an English month like 'September 2021', got {echo(value)}")
     return MONTHS[match.group(1).lower()], int(match.group(2)) if match.group(2) else None
 
 
@@ -136,7 +133,7 @@ class Fact(BaseModel):
             raise ValueError(f"'Month' says {month_year} but 'Year' says {self.year}")
         year = month_year if month_year is not None else self.year
         if not MIN_YEAR <= (year or 0) <= MAX_YEAR:
-            raise ValueError(f"year {_short(year)} is outside {MIN_YEAR}-{MAX_YEAR}")
+            raise ValueError(f"year {echo(year)} is outside {MIN_YEAR}-{MAX_YEAR}")
         return self
 
     @property

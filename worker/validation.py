@@ -12,17 +12,12 @@ from datetime import date
 from typing import Final
 
 from worker.errors import ErrorCode, ZipscoreError
+from worker.errors import echo as _echo
 
 ZIPCODE_MIN: Final = 1000
 ZIPCODE_MAX: Final = 9999
 RISK_FACTORS: Final = ("A", "B", "C")
-_MAX_ECHO = 40
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
-
-
-def _echo(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 3] + "..."
 
 
 def parse_zipcode(value: object) -> int:
@@ -45,7 +40,7 @@ def parse_zipcode(value: object) -> int:
     if not ZIPCODE_MIN <= number <= ZIPCODE_MAX:
         raise ZipscoreError(
             ErrorCode.ZIPCODE_NOT_VALID,
-            f"zipcode {number} is outside {ZIPCODE_MIN}-{ZIPCODE_MAX}",
+            f"zipcode {_echo(number)} is outside {ZIPCODE_MIN}-{ZIPCODE_MAX}",
         )
     return number
 
