@@ -114,6 +114,22 @@ def test_flower_open_to_all_without_auth_never_starts(
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("entry", [GUARD, CELERY_FLOWER], ids=["flower_guard", "celery_flower"])
+def test_an_address_after_a_space_stops_flower_before_it_binds(
+    e2e_env: dict[str, str], entry: list[str]
+) -> None:
+    """Tornado needs `--address=...`: Flower itself refuses `--address 0.0.0.0` (with its
+    own traceback) before it listens anywhere."""
+    clean = {name: value for name, value in e2e_env.items() if not name.startswith("FLOWER_")}
+    done = subprocess.run(
+        [*entry, "--address", "0.0.0.0", f"--port={free_port()}"],
+        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Option 'address' requires a value" in done.stderr
+    assert "Visit me" not in done.stderr
+
+
 def test_flower_refuses_requests_without_credentials(flower: Flower) -> None:
     assert httpx.get(f"{flower.url}/workers", timeout=10).status_code == 401
     assert httpx.get(f"{flower.url}/api/workers", timeout=10).status_code == 401

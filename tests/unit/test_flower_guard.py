@@ -125,6 +125,16 @@ def test_loopback_or_authentication_may_start(
     check_flower_options(flower_parse(argv, env))
 
 
+@pytest.mark.parametrize("argv", [["--address", "0.0.0.0"], ["-address", "0.0.0.0"]])
+def test_a_value_after_a_space_is_refused_by_flower_itself(
+    flower_parse: Parse, argv: list[str]
+) -> None:
+    """Tornado needs `=`: Flower drops the lone value and stops on the bare option, so it
+    never starts (the address is not taken from the next word)."""
+    with pytest.raises(tornado.options.Error, match="'address' requires a value"):
+        flower_parse(argv)
+
+
 def test_the_environment_counts(flower_parse: Parse) -> None:
     options = flower_parse([], {"FLOWER_ADDRESS": "0.0.0.0", "FLOWER_PORT": "6000"})
     with pytest.raises(UnsafeFlower, match=re.escape("'0.0.0.0' port 6000")):
