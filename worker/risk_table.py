@@ -7,8 +7,8 @@ One rule a line, a single zipcode or an inclusive range, then the factor:
 
 Whitespace around `-` and `,` varies; a UTF-8 BOM, CRLF line ends and blank lines are
 accepted. Every problem is reported with its line number and nothing is loaded. A file is
-read in blocks, never whole, and a line longer than MAX_LINE_CHARS is refused without
-being held whole.
+read in blocks, never whole; a line longer than MAX_LINE_CHARS is refused without being
+held whole, and reading stops after MAX_LINES lines.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ _LINE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?,\s*([A-Za-z]+)\s*$")
 MAX_REPORTED_PROBLEMS = 20
 MAX_ZIPCODE_DIGITS = 9
 MAX_LINE_CHARS = 1000  # a rule is ~15 characters; generous for any spacing
+MAX_LINES = 100_000  # a valid table has at most 9,000 rules (one per zipcode)
 _BLOCK_CHARS = 1 << 16
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # where str.splitlines cuts
 
@@ -91,6 +92,11 @@ def parse_rules(lines: Iterable[str]) -> list[Rule]:
     rules: list[Rule] = []
     problems: list[str] = []
     for number, raw in enumerate(lines, start=1):
+        if number > MAX_LINES:  # reading on would only hold more rules and problems
+            rules_at_most = ZIPCODE_MAX - ZIPCODE_MIN + 1
+            raise RiskTableError(
+                [f"more than {MAX_LINES} lines (a table has at most {rules_at_most} rules)"]
+            )
         text = raw.lstrip("\ufeff") if number == 1 else raw
         if len(text) > MAX_LINE_CHARS:  # before the blank check: its end was never read
             problems.append(f"line {number}: longer than {MAX_LINE_CHARS} characters")

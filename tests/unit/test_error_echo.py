@@ -95,6 +95,20 @@ def test_a_100_mb_table_line_is_refused_without_being_held(tmp_path: Path) -> No
     )
 
 
+@pytest.mark.budget(rss_mb=40)
+def test_a_100_mb_table_of_short_lines_is_refused_after_max_lines(tmp_path: Path) -> None:
+    """It was held as 15 million rules and problems: 4.5 GB and 82 s."""
+    path = tmp_path / "table.csv"
+    with path.open("w") as out:
+        for _ in range(100):
+            out.write("1000,A\n" * (MB // 7))
+    with pytest.raises(ZipscoreError) as caught:
+        load_zipcodes(path)
+    assert caught.value.message == (
+        "risk table refused: more than 100000 lines (a table has at most 9000 rules)"
+    )
+
+
 def test_a_long_factor_is_echoed_short() -> None:
     from worker.risk_table import RiskTableError, parse_text
 

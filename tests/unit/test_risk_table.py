@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.errors import ErrorCode
-from worker.risk_table import RiskTableError, Rule, expand, parse_rules, parse_text, render
+from worker.risk_table import (
+    MAX_LINES,
+    RiskTableError,
+    Rule,
+    expand,
+    parse_rules,
+    parse_text,
+    render,
+)
 
 
 def test_contract_example_is_parsed() -> None:
@@ -138,3 +148,20 @@ def test_an_empty_table_says_so() -> None:
     with pytest.raises(RiskTableError) as caught:
         parse_text("")
     assert caught.value.message == "risk table refused: the table has no rules"
+
+
+def test_reading_stops_after_max_lines() -> None:
+    read = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal read
+        while True:
+            read += 1
+            yield "1000,A"
+
+    with pytest.raises(RiskTableError) as caught:
+        parse_rules(lines())
+    assert caught.value.message == (
+        f"risk table refused: more than {MAX_LINES} lines (a table has at most 9000 rules)"
+    )
+    assert read == MAX_LINES + 1
