@@ -29,6 +29,8 @@ from typing import Any
 
 from celery import signals
 
+from worker.errors import echo
+
 DEFAULT_ADDRESS = "127.0.0.1"
 
 
@@ -57,7 +59,7 @@ def bound_addresses(address: str, port: int) -> list[str]:
         )
     except (OSError, UnicodeError) as exc:
         raise UnsafeFlower(
-            f"cannot resolve Flower's address {address[:40]!r} ({type(exc).__name__})"
+            f"cannot resolve Flower's address {echo(address)} ({type(exc).__name__})"
         ) from None
     return sorted({str(sockaddr[0]) for *_, sockaddr in found})
 
@@ -80,7 +82,7 @@ def check(
         return
     exposed = [found for found in bound_addresses(address, port) if not is_loopback(found)]
     if exposed:
-        where = repr(address[:40]) if address else "all interfaces"
+        where = echo(address) if address else "all interfaces"
         raise UnsafeFlower(
             f"refusing to start Flower on {where} port {port} (it would listen on "
             f"{', '.join(exposed[:4])}) without authentication: set "
