@@ -4,6 +4,7 @@ is recomputed at once (memory store, fakeredis cache, the CLI through CliRunner)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -15,9 +16,12 @@ from producer import admin, cli
 from tests.statbel_documents import fixture_body
 from tests.unit.conftest import MemoryHealthIndexStore
 from worker import index
+from worker import index_cache as index_cache_module
 from worker.errors import ErrorCode, ZipscoreError
 from worker.health_index import IndexMonth, parse_document
 from worker.index_cache import IndexCache
+from worker.index_store import PostgresHealthIndexStore
+from worker.settings import get_settings
 from worker.validation import parse_month
 
 SUPPORTED = (1996, 2004, 2013, 2025)
@@ -141,3 +145,45 @@ def test_cli_malformed_month_exits_2(runner: CliRunner) -> None:
     status, _, err = invoke(runner, "--base-year", "2004", "--month", "2150/01")
     assert status == 2
     assert err.startswith("zipscore: WRONG_YEAR: month must be YYYY-MM")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, str]], None]]:
+    """Settings from these variables for one test."""
+
+    def use(variables: dict[str, str]) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    yield use
+    get_settings.cache_clear()
+
+
+def test_an_unreachable_postgres_is_backend_unavailable(
+    env: Callable[[dict[str, str]], None],
+    index_cache: IndexCache,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env({"ZIPSCORE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x",
+         "ZIPSCORE_DB_CONNECT_TIMEOUT": "0.5"})  # fmt: skip
+    monkeypatch.setattr(index_cache_module, "index_cache_from_settings", lambda s: index_cache)
+    with pytest.raises(ZipscoreError) as caught:
+        admin.remove_index_month("2004", "2150-01")
+    assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
+    assert caught.value.message.startswith("Postgres at 127.0.0.1:1 is unreachable")
+
+
+def test_an_unreachable_redis_stops_before_anything_is_deleted(
+    env: Callable[[dict[str, str]], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env({"ZIPSCORE_CACHE_URL": "redis://127.0.0.1:1/0"})
+    removed: list[object] = []
+    monkeypatch.setattr(
+        PostgresHealthIndexStore, "remove", lambda self, *args: removed.append(args)
+    )
+    with pytest.raises(ZipscoreError) as caught:
+        admin.remove_index_month("2004", "2150-01")
+    assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
+    assert caught.value.message.endswith("is unreachable (ConnectionError): nothing removed")
+    assert removed == []
