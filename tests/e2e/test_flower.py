@@ -3,6 +3,7 @@ Flower refusing to start open to all, whatever option syntax asks it to."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -26,6 +27,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.contextmanager
+def occupied_port() -> Iterator[int]:
+    """A port listened on (never accepted) on 127.0.0.1 and ::1: Linux then refuses any
+    other bind of it, the wildcards 0.0.0.0 and :: included (EADDRINUSE)."""
+    with socket.socket(socket.AF_INET) as v4, socket.socket(socket.AF_INET6) as v6:
+        v4.bind(("127.0.0.1", 0))
+        port: int = v4.getsockname()[1]
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        v6.bind(("::1", port))
+        v4.listen()
+        v6.listen()
+        yield port
 
 
 class Flower:
@@ -99,15 +114,16 @@ def test_flower_open_to_all_without_auth_never_starts(
 ) -> None:
     conf = tmp_path / "elsewhere.py"
     conf.write_text("address = '0.0.0.0'\n")
-    port = free_port()
     clean = {name: value for name, value in e2e_env.items() if not name.startswith("FLOWER_")}
     env = {**clean, **{name: value.format(conf=conf) for name, value in env.items()}}
-    command = [*entry, *(arg.format(conf=conf) for arg in argv), f"-port={port}"]
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    with occupied_port() as port:
+        command = [*entry, *(arg.format(conf=conf) for arg in argv), f"-port={port}"]
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
     assert done.returncode == 1, done.stderr[-2000:]
-    # One line and nothing else: Flower stopped before it bound (it would log where it listens).
+    # One line and nothing else: had Flower tried to bind the held port, it would have died
+    # of EADDRINUSE with a traceback instead.
     assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr[-2000:]
     assert done.stderr.startswith("flower: refusing to start Flower on ")
     assert "without authentication" in done.stderr
