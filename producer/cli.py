@@ -294,7 +294,12 @@ USAGE_CODES = {
 def refuse_usage(exc: click.UsageError, as_json: bool) -> NoReturn:
     """One line (and the contract's JSON with the command's code), exit status 2."""
     command = exc.ctx.command.name if exc.ctx and exc.ctx.command else None
-    hint = f" (see zipscore {command} --help)" if command and command != "cli" else ""
+    path: list[str] = []
+    ctx = exc.ctx
+    while ctx is not None and ctx.parent is not None:  # the subcommands' names, root excluded
+        path.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    hint = f" (see zipscore {' '.join(path)} --help)" if path else ""
     code = USAGE_CODES.get(command or "")
     message = capped(exc.format_message())  # click quotes the refused value whole
     if code is not None and as_json:

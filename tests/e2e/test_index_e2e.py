@@ -86,5 +86,6 @@ def test_remove_month_as_an_operator_types_it(
     assert malformed.stderr.startswith("zipscore: WRONG_YEAR: month must be YYYY-MM")
     assert missing.returncode == 2
     assert missing.stderr.startswith("zipscore: WRONG_YEAR: Missing option '--month'")
+    assert missing.stderr.endswith("(see zipscore index remove-month --help)\n")
     for done in (again, malformed, missing):
         assert len(done.stderr.splitlines()) == 1
