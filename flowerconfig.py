@@ -1,22 +1,13 @@
 """Flower's configuration, read from the working directory by `celery -A worker flower`.
 
-Flower alone would listen on every interface with no login; this file makes loopback the
-default and refuses, before Flower starts, any address beyond loopback without
-authentication (the check of `worker.flower_guard`).
+Flower alone would listen on every interface; when no address was given (option or
+`FLOWER_ADDRESS`), this file makes it loopback. The safety check itself is not here: it runs
+on Flower's final options whatever the config file (`worker.flower_guard`).
 """
 
-import os
-import sys
+from tornado.options import options
 
-from worker.flower_guard import UnsafeFlower, check, effective_options
-
-_flower_args = sys.argv[sys.argv.index("flower") + 1 :] if "flower" in sys.argv else []
-try:
-    _options = effective_options(os.environ, _flower_args)
-    check(_options)
-except UnsafeFlower as _refusal:
-    print(f"flower: {_refusal}", file=sys.stderr)
-    raise SystemExit(1) from None
-
-address = _options["address"]
-port = int(_options["port"])
+# Read while Flower parses: the environment and the command line are already applied, and
+# an address given on the command line is applied again after this file.
+if not options.address and not options.unix_socket:
+    address = "127.0.0.1"

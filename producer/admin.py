@@ -1,4 +1,4 @@
-"""Operator commands behind `zipscore db ...` and `zipscore doctor`.
+"""Operator commands behind `zipscore db ...`, `zipscore index remove-month` and `zipscore doctor`.
 
 These talk to Postgres directly (they need the worker's database driver, imported here
 lazily); submitting work never goes through this module.
@@ -54,15 +54,14 @@ def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
 
     from worker import db, zipcodes
     from worker.cache import cache_from_settings
-    from worker.risk_table import parse_text
+    from worker.risk_table import parse_file
 
     try:
-        text = path.read_text(encoding="utf-8")
+        rules = parse_file(path)  # in blocks: a 100 MB line is never held whole
     except (OSError, UnicodeDecodeError) as exc:
         raise ZipscoreError(
             ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: {type(exc).__name__}"
         ) from None
-    rules = parse_text(text)
     try:
         with db.connect() as conn:
             if if_empty and zipcodes.table_size(conn) > 0:
@@ -84,6 +83,50 @@ def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
         ) from None
     covered = sum(rule.last - rule.first + 1 for rule in rules)
     return {"loaded": True, "version": version, "rules": len(rules), "zipcodes": covered}
+
+
+def remove_index_month(base_year: object, month: object) -> dict[str, Any]:
+    """Delete one stored health index month and re-cache that base year's latest month."""
+    import psycopg
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    from worker import index
+    from worker.index_cache import index_cache_from_settings
+    from worker.index_store import PostgresHealthIndexStore
+
+    settings = get_settings()
+    # A pool of its own, closed on the way out (not the process pool a worker may share).
+    pool = ConnectionPool(
+        settings.database,
+        min_size=1,
+        max_size=1,
+        timeout=settings.db_connect_timeout,
+        kwargs={"autocommit": True},
+        name="zipscore-admin",
+        open=True,
+    )
+    try:
+        return index.remove_month(
+            PostgresHealthIndexStore(pool),
+            index_cache_from_settings(settings),
+            base_year,
+            month,
+            settings.index_base_years,
+        )
+    except psycopg.errors.UndefinedTable:
+        raise ZipscoreError(
+            ErrorCode.BACKEND_UNAVAILABLE, "the schema is missing: run `zipscore db migrate`"
+        ) from None
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise _database_unavailable(exc) from None
+    except redis.RedisError as exc:
+        raise ZipscoreError(
+            ErrorCode.BACKEND_UNAVAILABLE,
+            f"Redis at {_where(settings.cache)} is unreachable ({type(exc).__name__}): "
+            "nothing removed",
+        ) from None
+    finally:
+        pool.close()
 
 
 def doctor() -> dict[str, Any]:

@@ -3,6 +3,7 @@
     zipscore lookup 9000 [--json]
     zipscore zipcodes --risk-factor A [--json]
     zipscore index [--base-year 2004] [--json] | zipscore index refresh [--json]
+    zipscore index remove-month --base-year 2004 --month 2150-01 [--json]
     zipscore score IN.csv -o OUT.csv [--zipcode-column zipcode] [--chunk-size N] [--json]
     zipscore score --resume JOB_ID | zipscore job status JOB_ID [--json]
     zipscore db migrate | zipscore db load-zipcodes FILE [--if-empty]
@@ -25,7 +26,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from worker.errors import ErrorCode, ZipscoreError
+from worker.errors import ErrorCode, ZipscoreError, capped
 from worker.settings import SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -136,6 +137,24 @@ def index_refresh(timeout: float | None, as_json: bool) -> None:
         f"{', '.join(map(str, report.base_years))}"
     )
     emit(report.model_dump(), as_json, human)
+
+
+@index.command("remove-month")
+@click.option("--base-year", "base_year", required=True, help="1996, 2004, 2013 or 2025.")
+@click.option("--month", required=True, metavar="YYYY-MM", help="The month to delete.")
+@json_option
+def index_remove_month(base_year: str, month: str, as_json: bool) -> None:
+    """Delete a wrong month from the stored history; the latest month is recomputed now."""
+    from producer import admin
+
+    report = answer_or_fail(lambda: admin.remove_index_month(base_year, month), as_json)
+    latest = report["latest"]
+    now = f"{latest['period']} ({latest['index']:g})" if latest else "no month"
+    human = (
+        f"removed {report['removed']} ({report['value']:g}) of base year "
+        f"{report['base_year']}; latest is now {now}"
+    )
+    emit(report, as_json, human)
 
 
 @cli.command()
@@ -304,7 +323,8 @@ def serve(host: str, port: int, as_json: bool) -> None:
 def refuse_usage(exc: click.UsageError, as_json: bool) -> NoReturn:
     """One line with the USAGE code (and the contract's JSON), exit status 2."""
     command = exc.ctx.command_path if exc.ctx else "zipscore"
-    error = ZipscoreError(ErrorCode.USAGE, exc.format_message())
+    message = capped(exc.format_message())  # click quotes the refused value whole
+    error = ZipscoreError(ErrorCode.USAGE, message)
     if as_json:
         click.echo(json.dumps(error.to_json()))
     click.echo(f"zipscore: {error.code.value}: {error.message} (try: {command} --help)", err=True)
@@ -320,7 +340,7 @@ def main() -> None:
     except click.UsageError as exc:
         refuse_usage(exc, as_json="--json" in sys.argv)
     except click.ClickException as exc:
-        click.echo(f"zipscore: {exc.format_message()}", err=True)
+        click.echo(f"zipscore: {capped(exc.format_message())}", err=True)
         sys.exit(1)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("zipscore: interrupted", err=True)

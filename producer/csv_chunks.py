@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from worker.batch import BYTE_MARKS, FIELD_START, IN_QUOTES, quote_state
-from worker.errors import ErrorCode, ZipscoreError
+from worker.errors import ErrorCode, ZipscoreError, echo
 
 BOM = b"\xef\xbb\xbf"
 SCAN_BLOCK = 8 * 1024 * 1024
@@ -120,10 +120,10 @@ def find_column(path: Path, fields: list[str], name: str) -> int:
     if len(exact) == 1:
         return exact[0]
     if exact:
-        raise refuse(path, f"{len(exact)} columns are called {name!r}")
-    listed = ", ".join(repr(f) for f in fields[:_MAX_LISTED_COLUMNS])
+        raise refuse(path, f"{len(exact)} columns are called {echo(name)}")
+    listed = ", ".join(echo(f) for f in fields[:_MAX_LISTED_COLUMNS])
     more = " ..." if len(fields) > _MAX_LISTED_COLUMNS else ""
-    raise refuse(path, f"no column {name!r} in the header (columns: {listed}{more})")
+    raise refuse(path, f"no column {echo(name)} in the header (columns: {listed}{more})")
 
 
 def inspect_input(path: Path, zipcode_column: str) -> InputLayout:

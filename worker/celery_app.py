@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
+import worker.flower_guard  # connects Celery's import_modules signal: Flower's safety check
 import worker.log_setup  # noqa: F401  (connects Celery's setup_logging signal)
 from worker import broker_transport
 from worker.beat import SCHEDULE_FILE, beat_schedule, tick_interval

@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+import reprlib
 from enum import StrEnum
 from typing import Any
+
+MAX_ECHO = 40  # characters of a refused value quoted in a message (the README's promise)
+MAX_MESSAGE = 2000  # characters of any error message: the backstop behind every echo
+_REPR = reprlib.Repr()  # containers and other objects: bounded by reprlib's own limits
+_REPR.maxlevel, _REPR.maxother, _REPR.maxlong = 2, MAX_ECHO, MAX_ECHO
+
+
+def echo(value: object) -> str:
+    """How a refused value is quoted in an error message: its `repr`, at most MAX_ECHO
+    characters, built without ever copying a huge value whole."""
+    if isinstance(value, str | bytes | bytearray):
+        text = repr(value[: MAX_ECHO + 1])  # one more than fits: enough to show it is cut
+    else:
+        try:
+            text = _REPR.repr(value)
+        except Exception:  # a repr that fails (an int over 4,300 digits, a broken object)
+            text = f"<{type(value).__name__}>"
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 3] + "..."
+
+
+def capped(message: str) -> str:
+    """`message` cut to MAX_MESSAGE characters."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
 class ErrorCode(StrEnum):
@@ -38,6 +62,7 @@ class ZipscoreError(Exception):
     """An answer that is a contract error: a code and a one-line human message."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
+        message = capped(message)
         super().__init__(message)
         self.code = code
         self.message = message

@@ -1,26 +1,37 @@
-"""Start Flower only when it is safe: with authentication, or bound to loopback.
+"""Flower starts only when it is safe: with authentication, or listening on loopback only.
 
-    python -m worker.flower_guard [more Flower options]
+    python -m worker.flower_guard [Flower options]   # celery -A worker flower, on 127.0.0.1
+    celery -A worker flower [Flower options]         # checked the same way
 
-runs `python -m celery -A worker flower --address=A --port=P ...`. The address and port come
-from the options given, else `FLOWER_ADDRESS` / `FLOWER_PORT`, else 127.0.0.1:5555. On any
-address but loopback it refuses to start unless basic auth (`FLOWER_BASIC_AUTH` or
-`--basic-auth`, each entry a non-empty user:password) or OAuth (`FLOWER_AUTH` / `--auth`) is
-set. `flowerconfig.py` at the repository root applies the same check when Flower is started
-directly (`celery -A worker flower`, which reads that file from the working directory).
-Flower's `/metrics` and `/healthcheck` answer without authentication by Flower's design, so
-keep Flower on an internal network either way.
+The check does not parse Flower's options itself: it reads the values Flower's own parser
+settled on (tornado.options: `-x=v`, `--x=v`, `--x-y`/`--x_y`, the last one winning, the
+config file, `FLOWER_*` variables), in Flower's process, after parsing and before the server
+binds. Flower builds its app between the two and the app calls Celery's `import_modules`
+signal, which this module connects to; `worker.celery_app` imports it, so every
+`celery -A worker flower` is checked, whatever its working directory or config file.
+
+Unless basic auth (each entry a non-empty user:password) or OAuth (`auth`) is set, every
+address the listening address resolves to (as Tornado resolves it: an empty address means
+every interface) must be loopback; a unix socket is local and allowed. Otherwise Flower exits
+with status 1 and one line on stderr, never having bound a port. Flower's `/metrics` and
+`/healthcheck` answer without authentication by Flower's design, so keep Flower on an
+internal network either way.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import Any
+
+from celery import signals
+
+from worker.errors import echo
 
 DEFAULT_ADDRESS = "127.0.0.1"
-DEFAULT_PORT = "5555"
 
 
 class UnsafeFlower(RuntimeError):
@@ -28,84 +39,106 @@ class UnsafeFlower(RuntimeError):
 
 
 def is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
+    """True for a literal loopback IP address (an IPv6 scope id is ignored)."""
     try:
-        return ipaddress.ip_address(address).is_loopback
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
 
 
-def _option_name(token: str) -> str:
-    return token[2:].split("=", 1)[0].replace("-", "_")
+def bound_addresses(address: str, port: int) -> list[str]:
+    """The addresses Tornado's `bind_sockets(port, address)` would listen on.
+
+    Raises:
+        UnsafeFlower: the address does not resolve (Flower could not start either).
+    """
+    family = socket.AF_UNSPEC if socket.has_ipv6 else socket.AF_INET
+    try:
+        found = socket.getaddrinfo(
+            address or None, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeFlower(
+            f"cannot resolve Flower's address {echo(address)} ({type(exc).__name__})"
+        ) from None
+    return sorted({str(sockaddr[0]) for *_, sockaddr in found})
 
 
-def given_options(argv: Sequence[str]) -> dict[str, str]:
-    """Flower's own options in `argv` (`--name=value` or `--name value`); the last one wins."""
-    found: dict[str, str] = {}
-    tokens = list(argv)
-    for index, token in enumerate(tokens):
-        if not token.startswith("--"):
-            continue
-        name = _option_name(token)
-        if name == "conf":
-            raise UnsafeFlower("--conf is refused: zipscore's flowerconfig.py is the config")
-        if "=" in token:
-            found[name] = token.split("=", 1)[1]
-        elif index + 1 < len(tokens) and not tokens[index + 1].startswith("--"):
-            found[name] = tokens[index + 1]
-    return found
-
-
-def effective_options(env: Mapping[str, str], argv: Sequence[str]) -> dict[str, str]:
-    """What Flower will use: options given, else FLOWER_* variables, else the defaults."""
-    given = given_options(argv)
-
-    def pick(name: str, default: str = "") -> str:
-        return given.get(name, env.get(f"FLOWER_{name.upper()}", default))
-
-    return {
-        "address": pick("address", DEFAULT_ADDRESS),
-        "port": pick("port", DEFAULT_PORT) or DEFAULT_PORT,
-        "basic_auth": pick("basic_auth"),
-        "auth": pick("auth"),
-    }
-
-
-def check(options: Mapping[str, str]) -> None:
-    """Raise UnsafeFlower unless Flower is on loopback or behind valid authentication."""
-    basic = [entry for entry in options.get("basic_auth", "").split(",") if entry]
-    for entry in basic:
+def check(
+    *,
+    address: str,
+    port: int,
+    basic_auth: Sequence[str] | None,
+    auth: str | None,
+    unix_socket: str | None = None,
+) -> None:
+    """Raise UnsafeFlower unless Flower is on loopback (or a unix socket) or authenticated."""
+    entries = list(basic_auth or [])
+    for entry in entries:
         user, _, password = entry.partition(":")
         if not user or not password:
             raise UnsafeFlower("basic auth must be user:password, both non-empty")
-    authenticated = bool(basic or options.get("auth"))
-    address = options.get("address", "")
-    if not authenticated and not is_loopback(address):
+    if entries or auth or unix_socket:
+        return
+    exposed = [found for found in bound_addresses(address, port) if not is_loopback(found)]
+    if exposed:
+        where = echo(address) if address else "all interfaces"
         raise UnsafeFlower(
-            f"refusing to start Flower on {address or 'all interfaces'}:{options.get('port')} "
-            "without authentication: set FLOWER_BASIC_AUTH=user:password (or FLOWER_AUTH), "
-            "or bind it to 127.0.0.1"
+            f"refusing to start Flower on {where} port {port} (it would listen on "
+            f"{', '.join(exposed[:4])}) without authentication: set "
+            "FLOWER_BASIC_AUTH=user:password (or FLOWER_AUTH), or bind it to 127.0.0.1"
         )
 
 
-def flower_command(env: Mapping[str, str], extra: Sequence[str] = ()) -> list[str]:
-    """The Celery command line for Flower, or UnsafeFlower when it would be open to all."""
-    options = effective_options(env, extra)
-    check(options)
-    return [
-        sys.executable, "-m", "celery", "-A", "worker", "flower",
-        f"--address={options['address']}", f"--port={options['port']}", *extra,
-    ]  # fmt: skip
+def check_flower_options(options: Any) -> None:
+    """`check` over Flower's parsed options (its `tornado.options.options`)."""
+    check(
+        address=str(options.address or ""),
+        port=int(options.port or 0),
+        basic_auth=options.basic_auth,
+        auth=options.auth,
+        unix_socket=options.unix_socket,
+    )
+
+
+def _running_flower() -> bool:
+    """True when the command running is Flower's (`celery ... flower`, `python -m flower`)."""
+    import click
+
+    command = sys.modules.get("flower.command")
+    context = click.get_current_context(silent=True)
+    return command is not None and context is not None and context.command is command.flower
+
+
+def refuse_unsafe_flower(**_: object) -> None:
+    """Flower's app calls this after its options are final and before it binds."""
+    if not _running_flower():
+        return
+    from tornado.options import options
+
+    try:
+        check_flower_options(options)
+    except UnsafeFlower as exc:
+        print(f"flower: {exc}", file=sys.stderr, flush=True)
+        # SystemExit, not an exception: Celery's signal would hand an exception back to
+        # Flower, which would print a traceback.
+        raise SystemExit(1) from None
+
+
+signals.import_modules.connect(refuse_unsafe_flower)
+
+
+def flower_command(argv: Sequence[str] = ()) -> list[str]:
+    """The command `python -m worker.flower_guard` runs: Flower on the app, options as given."""
+    return [sys.executable, "-m", "celery", "-A", "worker", "flower", *argv]
 
 
 def main() -> None:
-    try:
-        command = flower_command(os.environ, sys.argv[1:])
-    except UnsafeFlower as exc:
-        print(f"flower: {exc}", file=sys.stderr)
-        sys.exit(1)
-    os.execvp(command[0], command)  # noqa: S606 - a fixed program, arguments validated above
+    # The lowest-precedence source: an option, the config file or FLOWER_ADDRESS overrides it,
+    # and Flower's own default ("") would mean every interface.
+    os.environ.setdefault("FLOWER_ADDRESS", DEFAULT_ADDRESS)
+    command = flower_command(sys.argv[1:])
+    os.execvp(command[0], command)  # noqa: S606 - a fixed program; Flower checks its options
 
 
 if __name__ == "__main__":

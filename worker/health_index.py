@@ -4,7 +4,9 @@ A document is `{"facts": [{"Base year": "2004 = 100", "Health index": 135.61,
 "Month": "September 2021", "Year": "2021"}, ...]}`: the base year is text, the value a JSON
 number, the month an English month name with its year (`"Year"` may be missing; other keys
 are ignored). A document that is not of that shape is refused as a whole (`DocumentRefused`),
-so a refresh writes all of it or nothing; facts of unsupported base years are dropped.
+so a refresh writes all of it or nothing; facts of unsupported base years are dropped. A month
+after the current month in Brussels cannot have been published yet: such a document is
+refused too (stored, a month from 2150 would be the latest month for good).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -26,12 +29,15 @@ from pydantic import (
     model_validator,
 )
 
+from worker.errors import echo
+
 MAX_INDEX = Decimal(10_000)  # base-year indices live around 100-300; far beyond is garbage
 MAX_FACTS = 100_000
 PRECISION = Decimal("0.000001")
 PRECISION_EXPONENT = -6  # of PRECISION: values with 6 decimals or fewer are kept as sent
 MIN_YEAR, MAX_YEAR = 1900, 2200
 MAX_REPORTED_PROBLEMS = 5
+TIMEZONE = "Europe/Brussels"  # Statbel's, and the schedule's
 _BASE_YEAR = re.compile(r"^\s*(\d{4})\s*=\s*100\s*$")
 _MONTH = re.compile(r"^\s*([A-Za-z]+)(?:\s+(\d{4}))?\s*$")
 MONTHS = {
@@ -60,22 +66,17 @@ class DocumentRefused(ValueError):
     """The source answered something that is not a health index document; nothing is stored."""
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _base_year(value: object) -> int:
     match = _BASE_YEAR.match(value) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(f"expected text like '2004 = 100', got {_short(value)}")
+        raise ValueError(f"expected text like '2004 = 100', got {echo(value)}")
     return int(match.group(1))
 
 
 def _number(value: object) -> Decimal:
     # JSON numbers arrive as int or Decimal (see `parse_document`); text, bools are refused.
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise ValueError(f"expected a JSON number, got {_short(value)}")
+        raise ValueError(f"expected a JSON number, got {echo(value)}")
     return Decimal(value)
 
 
@@ -87,7 +88,7 @@ def _to_precision(value: Decimal) -> Decimal:
         return value
     rounded = value.quantize(PRECISION)
     if not rounded:
-        raise ValueError(f"{_short(value)} rounds to zero")
+        raise ValueError(f"{echo(value)} rounds to zero")
     return rounded
 
 
@@ -98,13 +99,13 @@ def _year(value: object) -> int | None:
         return value
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip()[:9])
-    raise ValueError(f"expected a year, got {_short(value)}")
+    raise ValueError(f"expected a year, got {echo(value)}")
 
 
 def _month(value: object) -> tuple[int, int | None]:
     match = _MONTH.match(value) if isinstance(value, str) else None
     if match is None or match.group(1).lower() not in MONTHS:
-        raise ValueError(f"expected an English month like 'September 2021', got {_short(value)}")
+        raise ValueError(f"expected an English month like 'September 2021', got {echo(value)}")
     return MONTHS[match.group(1).lower()], int(match.group(2)) if match.group(2) else None
 
 
@@ -132,7 +133,7 @@ class Fact(BaseModel):
             raise ValueError(f"'Month' says {month_year} but 'Year' says {self.year}")
         year = month_year if month_year is not None else self.year
         if not MIN_YEAR <= (year or 0) <= MAX_YEAR:
-            raise ValueError(f"year {_short(year)} is outside {MIN_YEAR}-{MAX_YEAR}")
+            raise ValueError(f"year {echo(year)} is outside {MIN_YEAR}-{MAX_YEAR}")
         return self
 
     @property
@@ -190,14 +191,25 @@ def _without_unsupported(raw: object, supported: tuple[int, ...]) -> object:
     return raw
 
 
-def parse_document(body: bytes, supported: tuple[int, ...]) -> list[IndexMonth]:
+def current_month(now: datetime | None = None) -> date:
+    """The first day of the current month in Brussels (of `now`, an aware datetime)."""
+    today = (now or datetime.now(ZoneInfo(TIMEZONE))).astimezone(ZoneInfo(TIMEZONE)).date()
+    return today.replace(day=1)
+
+
+def parse_document(
+    body: bytes, supported: tuple[int, ...], *, now: datetime | None = None
+) -> list[IndexMonth]:
     """Every month of the supported base years in `body`, sorted by base year and period.
+
+    `now` (default: the clock) decides which months are in the future.
 
     Raises:
         DocumentRefused: the body is not JSON, not of the documented shape, holds a value
-            out of range, contradicts itself (one month with two values), or holds no
-            month of a supported base year.
+            out of range or a month after the current one in Brussels, contradicts itself
+            (one month with two values), or holds no month of a supported base year.
     """
+    this_month = current_month(now)
     try:
         raw = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
     except (ValueError, InvalidOperation, RecursionError) as exc:
@@ -211,6 +223,14 @@ def parse_document(body: bytes, supported: tuple[int, ...]) -> list[IndexMonth]:
             if fact is None:
                 continue
             key = (fact.base_year, fact.period)
+            # No clock-skew allowance: Statbel publishes a month near its end, so a month
+            # that has not begun is never real, and a month of slack would let in exactly
+            # the mistake this refuses (next month's typo).
+            if fact.period > this_month:
+                raise DocumentRefused(
+                    f"facts.{number}: {fact.period:%Y-%m} of base {fact.base_year} is after "
+                    f"the current month ({this_month:%Y-%m} in {TIMEZONE})"
+                )
             if key in found and found[key] != fact.value:
                 raise DocumentRefused(
                     f"facts.{number}: {key[1]:%Y-%m} of base {key[0]} appears with two values"

@@ -6,15 +6,18 @@ Plain functions over a source, a store and the cache, tested without Celery; the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+import redis
 
 from worker.errors import ErrorCode, ZipscoreError
 from worker.health_index import parse_document
 from worker.index_cache import IndexCache, with_staleness
 from worker.index_store import HealthIndexStore, Latest
-from worker.validation import parse_base_year
+from worker.validation import parse_base_year, parse_month
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +103,45 @@ def latest(
     entry = entry_from(found)
     cache.put(entry)
     return with_staleness(entry, stale_after_seconds, now or datetime.now(UTC))
+
+
+def remove_month(
+    store: HealthIndexStore,
+    cache: IndexCache,
+    base_year: object,
+    month: object,
+    supported: tuple[int, ...],
+) -> dict[str, Any]:
+    """Delete one stored month (an operator's correction) and re-cache the latest month.
+
+    Returns `{"base_year", "removed", "value", "latest"}`, `latest` being the cache entry
+    now answered for that base year, or None when no month is left.
+
+    Raises:
+        ZipscoreError: WRONG_YEAR for an unsupported base year or a month not written
+            YYYY-MM; INDEX_UNAVAILABLE when that month is not stored (nothing changes).
+    """
+    year = parse_base_year(base_year, supported)
+    period = parse_month(month)
+    # Dropped before the delete, so that if Redis fails here nothing has changed, and if it
+    # fails after the delete the next answer is recomputed from Postgres anyway.
+    cache.forget(year)
+    value = store.remove(year, period)
+    if value is None:
+        raise ZipscoreError(
+            ErrorCode.INDEX_UNAVAILABLE,
+            f"no stored month {period:%Y-%m} for base year {year}: nothing removed",
+        )
+    found = store.latest(year)
+    entry = entry_from(found) if found is not None else None
+    if entry is not None:
+        with contextlib.suppress(redis.RedisError):
+            cache.put(entry)
+    logger.warning(
+        "health index: removed %s of base year %d (was %s); latest is now %s",
+        f"{period:%Y-%m}",
+        year,
+        value,
+        entry["period"] if entry else "none",
+    )
+    return {"base_year": year, "removed": f"{period:%Y-%m}", "value": float(value), "latest": entry}

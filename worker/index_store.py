@@ -43,6 +43,9 @@ WHERE h.base_year = %s
 ORDER BY h.period DESC
 LIMIT 1
 """
+REMOVE_SQL = """
+DELETE FROM health_index WHERE base_year = %s AND period = %s RETURNING value
+"""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class HealthIndexStore(Protocol):
     def store(self, months: Sequence[IndexMonth]) -> StoreReport: ...
 
     def latest(self, base_year: int) -> Latest | None: ...
+
+    def remove(self, base_year: int, period: date) -> Decimal | None: ...
 
 
 class PostgresHealthIndexStore:
@@ -109,3 +114,9 @@ class PostgresHealthIndexStore:
         if row is None:
             return None
         return Latest(base_year, row[0], row[1], row[2])
+
+    def remove(self, base_year: int, period: date) -> Decimal | None:
+        """Delete one month; its value, or None when it was not stored."""
+        with self._pool.connection() as conn:
+            row = conn.execute(REMOVE_SQL, (base_year, period)).fetchone()
+        return None if row is None else Decimal(row[0])

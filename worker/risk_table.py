@@ -6,16 +6,20 @@ One rule a line, a single zipcode or an inclusive range, then the factor:
     1315,B
 
 Whitespace around `-` and `,` varies; a UTF-8 BOM, CRLF line ends and blank lines are
-accepted. Every problem is reported with its line number and nothing is loaded.
+accepted. Every problem is reported with its line number and nothing is loaded. A file is
+read in blocks, never whole; a line longer than MAX_LINE_CHARS is refused without being
+held whole, and reading stops after MAX_LINES lines.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
-from worker.errors import ErrorCode, ZipscoreError
+from worker.errors import ErrorCode, ZipscoreError, echo
 from worker.validation import RISK_FACTORS, ZIPCODE_MAX, ZIPCODE_MIN
 
 # ASCII digits only: `\d` would also read other scripts' digits (Arabic-Indic 1000,
@@ -23,6 +27,10 @@ from worker.validation import RISK_FACTORS, ZIPCODE_MAX, ZIPCODE_MIN
 _LINE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?,\s*([A-Za-z]+)\s*$")
 MAX_REPORTED_PROBLEMS = 20
 MAX_ZIPCODE_DIGITS = 9
+MAX_LINE_CHARS = 1000  # a rule is ~15 characters; generous for any spacing
+MAX_LINES = 100_000  # a valid table has at most 9,000 rules (one per zipcode)
+_BLOCK_CHARS = 1 << 16
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # where str.splitlines cuts
 
 
 @dataclass(frozen=True, order=True)
@@ -71,7 +79,7 @@ def _parse_line(number: int, text: str) -> Rule | str:
     if last < first:
         return f"line {number}: reversed range {first} - {last}"
     if factor not in RISK_FACTORS:
-        return f"line {number}: unknown risk factor {factor!r}"
+        return f"line {number}: unknown risk factor {echo(factor)}"
     return Rule(first, last, factor, number)
 
 
@@ -84,7 +92,15 @@ def parse_rules(lines: Iterable[str]) -> list[Rule]:
     rules: list[Rule] = []
     problems: list[str] = []
     for number, raw in enumerate(lines, start=1):
+        if number > MAX_LINES:  # reading on would only hold more rules and problems
+            rules_at_most = ZIPCODE_MAX - ZIPCODE_MIN + 1
+            raise RiskTableError(
+                [f"more than {MAX_LINES} lines (a table has at most {rules_at_most} rules)"]
+            )
         text = raw.lstrip("\ufeff") if number == 1 else raw
+        if len(text) > MAX_LINE_CHARS:  # before the blank check: its end was never read
+            problems.append(f"line {number}: longer than {MAX_LINE_CHARS} characters")
+            continue
         if not text.strip():
             continue
         parsed = _parse_line(number, text)
@@ -112,6 +128,53 @@ def parse_rules(lines: Iterable[str]) -> list[Rule]:
 def parse_text(text: str) -> list[Rule]:
     """Parse a whole table held as text (BOM, CRLF and blank lines allowed)."""
     return parse_rules(text.splitlines())
+
+
+def parse_file(path: Path) -> list[Rule]:
+    """Parse the table in the UTF-8 file at `path`, reading it in blocks.
+
+    Raises:
+        RiskTableError: as `parse_rules`.
+        OSError, UnicodeDecodeError: the file cannot be read as UTF-8 text.
+    """
+    with path.open(encoding="utf-8", newline="") as stream:
+        return parse_rules(read_lines(stream))
+
+
+def _rest_of_long_line(pending: str) -> tuple[str, bool]:
+    """What to keep of a too-long line's unread part, and whether its end is still ahead."""
+    if pending.endswith("\r"):
+        return "\r", True  # the next block may hold its "\n" (one "\r\n" line end)
+    return "", pending[-1:] not in _LINE_BREAKS
+
+
+def read_lines(
+    stream: TextIO, limit: int = MAX_LINE_CHARS, block: int = _BLOCK_CHARS
+) -> Iterator[str]:
+    """The lines of `stream` exactly as `str.splitlines` cuts them, in bounded memory.
+
+    A line longer than `limit` is yielded cut to `limit + 1` characters (so it is refused
+    as too long) and the rest of it is skipped, never held whole.
+    """
+    pending = ""
+    skipping = False  # inside a line already yielded cut
+    while True:
+        chunk = stream.read(block)
+        pieces = (pending + chunk).splitlines(keepends=True)
+        # The last piece may go on in the next block (even after "\r": "\r\n" is one end).
+        pending = pieces.pop() if chunk and pieces else ""
+        for piece in pieces:
+            if skipping:
+                skipping = False  # the end of the cut line
+                continue
+            yield piece.splitlines()[0][: limit + 1]
+        if not chunk:
+            return
+        if skipping:
+            pending, skipping = _rest_of_long_line(pending)
+        elif len(pending) > limit + 2:  # + 2: a "\r\n" it may end with
+            yield pending[: limit + 1]
+            pending, skipping = _rest_of_long_line(pending)
 
 
 def expand(rules: Iterable[Rule]) -> list[tuple[int, str]]:

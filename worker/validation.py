@@ -1,5 +1,5 @@
 """Validation of every value that comes from outside: zipcodes, risk factors, base years,
-and the flag of a health index refresh.
+health index months, and the flag of a health index refresh.
 
 Both the producer (before anything is sent) and the worker (before anything is queried)
 call these, so a message that skipped the client is still checked.
@@ -7,19 +7,17 @@ call these, so a message that skipped the client is still checked.
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Final
 
 from worker.errors import ErrorCode, ZipscoreError
+from worker.errors import echo as _echo
 
 ZIPCODE_MIN: Final = 1000
 ZIPCODE_MAX: Final = 9999
 RISK_FACTORS: Final = ("A", "B", "C")
-_MAX_ECHO = 40
-
-
-def _echo(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 3] + "..."
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 def parse_zipcode(value: object) -> int:
@@ -42,7 +40,7 @@ def parse_zipcode(value: object) -> int:
     if not ZIPCODE_MIN <= number <= ZIPCODE_MAX:
         raise ZipscoreError(
             ErrorCode.ZIPCODE_NOT_VALID,
-            f"zipcode {number} is outside {ZIPCODE_MIN}-{ZIPCODE_MAX}",
+            f"zipcode {_echo(number)} is outside {ZIPCODE_MIN}-{ZIPCODE_MAX}",
         )
     return number
 
@@ -81,6 +79,20 @@ def parse_base_year(value: object, supported: tuple[int, ...]) -> int:
             f"base year must be one of {', '.join(map(str, supported))}, not {_echo(value)}",
         )
     return number
+
+
+def parse_month(value: object) -> date:
+    """A month written YYYY-MM (ASCII digits, 01-12), as the first day of that month.
+
+    Raises:
+        ZipscoreError: WRONG_YEAR (the index's code for a refused date) for anything else.
+    """
+    match = _MONTH.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
+        raise ZipscoreError(
+            ErrorCode.WRONG_YEAR, f"month must be YYYY-MM, like 2021-09, not {_echo(value)}"
+        )
+    return date(int(match.group(1)), int(match.group(2)), 1)
 
 
 def parse_if_empty(value: object) -> bool:

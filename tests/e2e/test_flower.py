@@ -1,7 +1,9 @@
-"""Flower behind authentication, checked over HTTP and in a real headless Chromium."""
+"""Flower behind authentication, checked over HTTP and in a real headless Chromium; and
+Flower refusing to start open to all, whatever option syntax asks it to."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -25,6 +27,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.contextmanager
+def occupied_port() -> Iterator[int]:
+    """A port listened on (never accepted) on 127.0.0.1 and ::1: Linux then refuses any
+    other bind of it, the wildcards 0.0.0.0 and :: included (EADDRINUSE)."""
+    with socket.socket(socket.AF_INET) as v4, socket.socket(socket.AF_INET6) as v6:
+        v4.bind(("127.0.0.1", 0))
+        port: int = v4.getsockname()[1]
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        v6.bind(("::1", port))
+        v4.listen()
+        v6.listen()
+        yield port
 
 
 class Flower:
@@ -71,6 +87,63 @@ def flower(
     process.terminate()
     process.wait(15)
     assert password not in log.read_text(), "the password must never reach the logs"
+
+
+GUARD = [sys.executable, "-m", "worker.flower_guard"]
+CELERY_FLOWER = [sys.executable, "-m", "celery", "-A", "worker", "flower"]
+OPEN_FORMS = [
+    (["-address=0.0.0.0"], {}),
+    (["--address=0.0.0.0"], {}),
+    (["-address=127.0.0.1", "-address=0.0.0.0"], {}),
+    (["--address=::"], {}),
+    (["--address="], {}),
+    ([], {"FLOWER_ADDRESS": "0.0.0.0"}),
+    (["-conf={conf}"], {}),
+    ([], {"FLOWER_CONF": "{conf}"}),
+]
+
+
+@pytest.mark.parametrize("entry", [GUARD, CELERY_FLOWER], ids=["flower_guard", "celery_flower"])
+@pytest.mark.parametrize(("argv", "env"), OPEN_FORMS)
+def test_flower_open_to_all_without_auth_never_starts(
+    e2e_env: dict[str, str],
+    tmp_path: Path,
+    entry: list[str],
+    argv: list[str],
+    env: dict[str, str],
+) -> None:
+    conf = tmp_path / "elsewhere.py"
+    conf.write_text("address = '0.0.0.0'\n")
+    clean = {name: value for name, value in e2e_env.items() if not name.startswith("FLOWER_")}
+    env = {**clean, **{name: value.format(conf=conf) for name, value in env.items()}}
+    with occupied_port() as port:
+        command = [*entry, *(arg.format(conf=conf) for arg in argv), f"-port={port}"]
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert done.returncode == 1, done.stderr[-2000:]
+    # One line and nothing else: had Flower tried to bind the held port, it would have died
+    # of EADDRINUSE with a traceback instead.
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr[-2000:]
+    assert done.stderr.startswith("flower: refusing to start Flower on ")
+    assert "without authentication" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("entry", [GUARD, CELERY_FLOWER], ids=["flower_guard", "celery_flower"])
+def test_an_address_after_a_space_stops_flower_before_it_binds(
+    e2e_env: dict[str, str], entry: list[str]
+) -> None:
+    """Tornado needs `--address=...`: Flower itself refuses `--address 0.0.0.0` (with its
+    own traceback) before it listens anywhere."""
+    clean = {name: value for name, value in e2e_env.items() if not name.startswith("FLOWER_")}
+    done = subprocess.run(
+        [*entry, "--address", "0.0.0.0", f"--port={free_port()}"],
+        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Option 'address' requires a value" in done.stderr
+    assert "Visit me" not in done.stderr
 
 
 def test_flower_refuses_requests_without_credentials(flower: Flower) -> None:

@@ -3,6 +3,7 @@ local fake Statbel (pytest-httpserver) serving recorded-shape documents, errors 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import redis
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from producer import admin
 from producer.client import Client
 from tests.statbel_documents import FIXTURE_MONTHS, fixture_body, with_value
 from worker import runtime
@@ -151,6 +153,77 @@ def test_statbel_errors_are_retried_then_fail_and_the_previous_values_stay(
     index_cache.forget(2004)
     answer = client.index(2004)
     assert (answer.index, answer.stale) == (135.61, True)
+
+
+def with_fact(fact: dict[str, object]) -> bytes:
+    """The fixture with one more fact."""
+    raw = json.loads(fixture_body())
+    raw["facts"].append(fact)
+    return json.dumps(raw).encode()
+
+
+def test_a_month_in_the_future_refuses_the_refresh_and_the_latest_month_stays(
+    client: Client, statbel: HTTPServer, conn: psycopg.Connection
+) -> None:
+    serve(statbel, fixture_body())
+    client.refresh_index(timeout=30)
+    before = rows(conn)
+    serve(
+        statbel,
+        with_fact({"Base year": "2004 = 100", "Health index": 99.99, "Month": "January 2150"}),
+    )
+    with pytest.raises(ZipscoreError) as caught:
+        client.refresh_index(timeout=30)
+    assert caught.value.code is ErrorCode.INDEX_UNAVAILABLE
+    assert "DocumentRefused" in caught.value.message
+    assert "2150-01 of base 2004 is after the current month" in caught.value.message
+    assert len(statbel.log) == 1  # refused, not retried: the same document would come back
+    assert rows(conn) == before
+    assert (client.index(2004).index, client.index(2004).period) == (135.61, "2021-09")
+
+
+def test_an_operator_removes_a_wrong_month_and_the_latest_is_recomputed_at_once(
+    client: Client, statbel: HTTPServer, conn: psycopg.Connection, index_cache: IndexCache
+) -> None:
+    serve(statbel, fixture_body())
+    client.refresh_index(timeout=30)
+    # Stored before future months were refused: the latest month for good, and cached.
+    conn.execute(
+        "INSERT INTO health_index (base_year, period, value, fetched_at)"
+        " VALUES (2004, '2150-01-01', 99.99, now())"
+    )
+    index_cache.forget(2004)
+    assert (client.index(2004).index, client.index(2004).period) == (99.99, "2150-01")
+    assert index_cache.get(2004) is not None
+
+    report = admin.remove_index_month("2004", "2150-01")
+
+    assert (report["removed"], report["value"], report["latest"]["period"]) == (
+        "2150-01",
+        99.99,
+        "2021-09",
+    )
+    assert (client.index(2004).index, client.index(2004).period) == (135.61, "2021-09")
+    assert len(rows(conn)) == FIXTURE_MONTHS
+    with pytest.raises(ZipscoreError) as again:
+        admin.remove_index_month("2004", "2150-01")
+    assert again.value.code is ErrorCode.INDEX_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("base_year", "month"),
+    [("2004", "2021-09' OR '1'='1"), ("2004 OR 1=1", "2021-09"), ("2004", "2021-09; --")],
+)
+def test_remove_month_refuses_injections_before_touching_postgres(
+    client: Client, statbel: HTTPServer, conn: psycopg.Connection, base_year: str, month: str
+) -> None:
+    serve(statbel, fixture_body())
+    client.refresh_index(timeout=30)
+    before = rows(conn)
+    with pytest.raises(ZipscoreError) as caught:
+        admin.remove_index_month(base_year, month)
+    assert caught.value.code is ErrorCode.WRONG_YEAR
+    assert rows(conn) == before
 
 
 def test_slow_answers_time_out_and_are_retried(client: Client, statbel: HTTPServer) -> None:

@@ -139,6 +139,10 @@ class MemoryHealthIndexStore:
         confirmed = [at for at, years in self.refreshes if base_year in years]
         return Latest(base_year, max(periods), value, max(confirmed, default=fetched_at))
 
+    def remove(self, base_year: int, period: date) -> Decimal | None:
+        found = self.rows.pop((base_year, period), None)
+        return None if found is None else found[0]
+
 
 STATBEL_TEST_URL = "https://statbel.test/bestat/api/views/health-index/result/JSON"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -111,6 +112,63 @@ def test_one_bad_fact_among_good_ones_refuses_the_document() -> None:
     body = document(fact(month="August 2021"), fact(value=-3))
     with pytest.raises(DocumentRefused, match=r"facts\.1\.Health index"):
         parse_document(body, SUPPORTED)
+
+
+NOVEMBER_2026 = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
+
+
+def test_the_issues_month_of_2150_is_refused_with_the_whole_document() -> None:
+    body = document(
+        fact(month="October 2026"),
+        {"Base year": "2004 = 100", "Health index": 99.99, "Month": "January 2150"},
+    )
+    with pytest.raises(DocumentRefused) as caught:
+        parse_document(body, SUPPORTED, now=NOVEMBER_2026)
+    assert str(caught.value) == (
+        "facts.1: 2150-01 of base 2004 is after the current month (2026-11 in Europe/Brussels)"
+    )
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [{"month": "December 2026"}, {"month": "December", "Year": "2026"}, {"month": "May 2027"}],
+)
+def test_next_month_is_already_the_future(labels: dict[str, Any]) -> None:
+    body = document(fact(**labels))
+    with pytest.raises(DocumentRefused, match="after the current month"):
+        parse_document(body, SUPPORTED, now=NOVEMBER_2026)
+
+
+def test_the_current_month_is_accepted() -> None:
+    months = parse_document(document(fact(month="November 2026")), SUPPORTED, now=NOVEMBER_2026)
+    assert [m.period for m in months] == [date(2026, 11, 1)]
+
+
+@pytest.mark.parametrize(
+    ("now", "accepted"),
+    [
+        (datetime(2026, 11, 30, 22, 59, tzinfo=UTC), False),  # 23:59 in Brussels: November
+        (datetime(2026, 11, 30, 23, 0, tzinfo=UTC), True),  # midnight in Brussels: December
+    ],
+)
+def test_the_current_month_is_brussels_month(now: datetime, accepted: bool) -> None:
+    body = document(fact(month="December 2026"))
+    if accepted:
+        assert parse_document(body, SUPPORTED, now=now)[0].period == date(2026, 12, 1)
+    else:
+        with pytest.raises(DocumentRefused, match=r"after the current month \(2026-11 "):
+            parse_document(body, SUPPORTED, now=now)
+
+
+def test_a_future_month_of_an_unsupported_base_year_is_ignored_like_the_rest_of_it() -> None:
+    body = document(fact(), fact(base_year=1988, month="January 2150"))
+    assert len(parse_document(body, SUPPORTED, now=NOVEMBER_2026)) == 1
+
+
+def test_without_a_time_the_clock_decides() -> None:
+    far = document(fact(month="January 2150"))
+    with pytest.raises(DocumentRefused, match="after the current month"):
+        parse_document(far, SUPPORTED)
 
 
 def test_refusals_never_echo_a_huge_input() -> None:

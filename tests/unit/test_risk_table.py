@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.errors import ErrorCode
-from worker.risk_table import RiskTableError, Rule, expand, parse_rules, parse_text, render
+from worker.risk_table import (
+    MAX_LINES,
+    RiskTableError,
+    Rule,
+    expand,
+    parse_rules,
+    parse_text,
+    render,
+)
 
 
 def test_contract_example_is_parsed() -> None:
@@ -57,8 +67,14 @@ def test_every_integer_in_a_range_gets_the_factor() -> None:
         ("1000 - 5000,C\n2000 - 2100,A\n3000,B\n", "line 3: 3000-3000 overlaps line 1"),
         ("1000,C\n1000,C\n", "overlaps"),
         ("\n\n", "no rules"),
-        ("9" * 5000 + ",A\n", "line 1: zipcode of 5000 digits outside"),  # int() refuses it
-        ("1000 - " + "0" * 4400 + "1001,B\n", "line 1: zipcode of 4404 digits outside"),
+        ("9" * 5000 + ",A\n", "line 1: longer than 1000 characters"),  # int() would refuse it
+        ("9" * 990 + ",A\n", "line 1: zipcode of 990 digits outside"),
+        ("1000 - " + "0" * 900 + "1001,B\n", "line 1: zipcode of 904 digits outside"),
+        (
+            "1000," + "C" * 900 + "\n",
+            "line 1: unknown risk factor '" + "C" * 36 + "...",
+        ),
+        (" " * 1001 + "\n1000,C\n", "line 1: longer than 1000 characters"),
         ("100000000,A\n", "line 1: zipcode 100000000 outside"),  # 9 digits: still a number
         ("1000,C\n١٠٠١,A\n", "line 2: expected"),  # digits, but not ASCII ones
     ],
@@ -132,3 +148,20 @@ def test_an_empty_table_says_so() -> None:
     with pytest.raises(RiskTableError) as caught:
         parse_text("")
     assert caught.value.message == "risk table refused: the table has no rules"
+
+
+def test_reading_stops_after_max_lines() -> None:
+    read = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal read
+        while True:
+            read += 1
+            yield "1000,A"
+
+    with pytest.raises(RiskTableError) as caught:
+        parse_rules(lines())
+    assert caught.value.message == (
+        f"risk table refused: more than {MAX_LINES} lines (a table has at most 9000 rules)"
+    )
+    assert read == MAX_LINES + 1
