@@ -30,6 +30,7 @@ from typing import Any
 from celery import signals
 
 from worker.errors import echo
+from worker.secret_files import refuse_placeholder
 
 DEFAULT_ADDRESS = "127.0.0.1"
 
@@ -78,6 +79,10 @@ def check(
         user, _, password = entry.partition(":")
         if not user or not password:
             raise UnsafeFlower("basic auth must be user:password, both non-empty")
+        try:
+            refuse_placeholder(password)
+        except ValueError as exc:
+            raise UnsafeFlower(f"the basic auth password {exc}") from None
     if entries or auth or unix_socket:
         return
     exposed = [found for found in bound_addresses(address, port) if not is_loopback(found)]

@@ -101,7 +101,9 @@ def test_flower_has_auth_persistence_and_a_loopback_port(
 ) -> None:
     flower = services["flower"]
     env = flower["environment"]
-    assert env["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert env["ZIPSCORE_FLOWER_BASIC_AUTH_FILE"] == "/run/secrets/flower_basic_auth"
+    assert "flower_basic_auth" in flower["secrets"]
+    assert not any(name.startswith("FLOWER_BASIC_AUTH") for name in env)
     assert env["FLOWER_PERSISTENT"] == "true"
     assert flower["ports"] == ["127.0.0.1:5555:5555"]
     assert flower["command"] == ["python", "-m", "worker.flower_guard"]

@@ -23,10 +23,26 @@ def requirement_name(requirement: str) -> str:
     return name.lower().replace("_", "-")
 
 
+def optional_imports(tree: ast.AST) -> set[int]:
+    """Ids of import nodes inside a `try` that catches ImportError: used when installed."""
+    optional: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+            isinstance(handler.type, ast.Name) and handler.type.id == "ImportError"
+            for handler in node.handlers
+        ):
+            optional |= {id(inner) for statement in node.body for inner in ast.walk(statement)}
+    return optional
+
+
 def imported_top_level_modules(folder: Path) -> set[str]:
     found: set[str] = set()
     for path in folder.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        optional = optional_imports(tree)
+        for node in ast.walk(tree):
+            if id(node) in optional:
+                continue
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:

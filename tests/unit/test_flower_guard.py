@@ -224,3 +224,33 @@ def test_the_guard_runs_flower_on_the_app_with_the_options_as_given() -> None:
     assert flower_command(["-port=6000"]) == [
         sys.executable, "-m", "celery", "-A", "worker", "flower", "-port=6000"
     ]  # fmt: skip
+
+
+def test_the_example_password_is_not_authentication(flower_parse: Parse) -> None:
+    options = flower_parse([], {"FLOWER_BASIC_AUTH": "admin:change-me", "FLOWER_ADDRESS": "::"})
+    with pytest.raises(UnsafeFlower, match="example placeholder"):
+        check_flower_options(options)
+
+
+def test_the_login_can_come_from_a_secret_file(
+    flower_parse: Parse, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the login in a file, as compose mounts its secret, and an open address
+    login = tmp_path / "flower_basic_auth"
+    login.write_text("ops:9f3c-long-random\n")
+    monkeypatch.setenv("ZIPSCORE_FLOWER_BASIC_AUTH_FILE", str(login))
+    # When Flower parses its options with zipscore's config file
+    options = flower_parse(["--address=0.0.0.0"], cwd=ROOT)
+    # Then the file's login is Flower's basic auth, and the guard lets it start
+    assert options.basic_auth == ["ops:9f3c-long-random"]
+    check_flower_options(options)
+
+
+def test_a_given_login_wins_over_the_secret_file(
+    flower_parse: Parse, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    login = tmp_path / "flower_basic_auth"
+    login.write_text("ops:from-the-file\n")
+    monkeypatch.setenv("ZIPSCORE_FLOWER_BASIC_AUTH_FILE", str(login))
+    options = flower_parse([], {"FLOWER_BASIC_AUTH": "ops:from-the-env"}, cwd=ROOT)
+    assert options.basic_auth == ["ops:from-the-env"]
