@@ -48,6 +48,36 @@ def migrate() -> list[int]:
         raise _database_unavailable(exc) from None
 
 
+def read_table_file(path: Path, limit: int) -> str:
+    """The text of a risk-table file of at most `limit` bytes, read without holding more.
+
+    The size is counted while reading, not taken from the file's metadata: a device or a
+    pipe (`/dev/zero`) reports a size of 0 and never ends.
+
+    Raises:
+        ZipscoreError: BAD_INPUT_FILE if it cannot be read, is larger, or is not UTF-8.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: {type(exc).__name__}"
+        ) from None
+    if len(data) > limit:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE,
+            f"{path} is larger than {limit // (1024 * 1024)} MB (ZIPSCORE_TABLE_MAX_MB): "
+            "not a risk table",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: UnicodeDecodeError"
+        ) from None
+
+
 def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
     """Parse the table at `path` (all or nothing), load it, and retire cached answers."""
     import psycopg
@@ -56,12 +86,7 @@ def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
     from worker.cache import cache_from_settings
     from worker.risk_table import parse_text
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: {type(exc).__name__}"
-        ) from None
+    text = read_table_file(path, get_settings().table_max_mb * 1024 * 1024)
     rules = parse_text(text)
     try:
         with db.connect() as conn:
