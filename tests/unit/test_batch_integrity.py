@@ -1,0 +1,417 @@
+"""A batch job scores exactly the bytes it checked, and its output is its own.
+
+In-process (eager tasks, fakeredis, the dict table) with real files in a temporary
+directory: the input changed, replaced or still growing while a job runs; outputs that are
+the input, a directory, a device, or another running job's target; rows too long for the
+chunk limit; a write that fails; the job record flushed from Redis mid-run. The same across
+real processes: tests/e2e/test_batch_integrity_e2e.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from producer import cli
+from producer.client import Client
+from producer.progress import Reporter
+from tests.cli_results import assert_no_crash, assert_one_line_error
+from tests.unit.test_batch_job import chunk_sends, only_job, portfolio, settings
+from worker import chunks
+from worker.batch_store import BatchStore
+from worker.cache import ResultCache
+from worker.errors import ErrorCode, ZipscoreError
+
+Sent = list[tuple[str, tuple[Any, ...]]]
+ProgressFactory = Callable[[str, int], Reporter]
+
+
+@pytest.fixture
+def client(cache: ResultCache, batch_store: BatchStore) -> Client:
+    return Client(
+        settings(batch_chunk_deadline_seconds=0.3, batch_poll_seconds=0.01),
+        cache=cache,
+        batch_store=batch_store,
+        timeout=1.0,
+    )
+
+
+@pytest.fixture
+def runner(client: Client, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setattr(cli, "make_client", lambda: client)
+    return CliRunner()
+
+
+def after_rows(rows: int, action: Callable[[str], object]) -> ProgressFactory:
+    """A progress reporter that runs `action(job)` once, when `rows` rows are written."""
+
+    class Hook(Reporter):
+        fired = False
+
+        def update(self, done: int) -> None:
+            if done >= rows and not self.fired:
+                self.fired = True
+                action(self.job)
+
+    return lambda job, total: Hook(job, total, None)
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+def job_keys(batch_store: BatchStore) -> list[bytes]:
+    return sorted(batch_store.redis.scan_iter(match="unit:batch:*"))
+
+
+def score(runner: CliRunner, *args: str) -> Result:
+    result = runner.invoke(cli.cli, ["score", *args], standalone_mode=True)
+    assert_no_crash(result)
+    return result
+
+
+# -- the input changed while a job runs ------------------------------------------------------
+
+
+def append_rows(path: Path) -> None:
+    with path.open("ab") as f:
+        f.write(b"00,\nP40,9000,x\n")  # completes the cut last row, and one more
+
+
+def truncate(path: Path) -> None:
+    os.truncate(path, path.stat().st_size - 30)
+
+
+def rewrite_keeping_size_and_mtime(path: Path) -> None:
+    """A byte of a row not yet cut changes; size and modification time look untouched."""
+    before = path.stat()
+    with path.open("r+b") as f:
+        f.seek(before.st_size - 10)
+        f.write(b"\x00")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+@pytest.mark.parametrize(
+    ("change", "rows", "lines"),
+    [
+        (append_rows, 40, 2),
+        (truncate, 40, 2),
+        # Bytes the job has read already are scored as checked: this change is made where
+        # the job has not read yet (the file is larger than what it reads ahead).
+        (rewrite_keeping_size_and_mtime, 200_000, 10_000),
+    ],
+)
+def test_an_input_changed_while_scoring_fails_the_job_and_publishes_nothing(
+    client: Client,
+    eager: Sent,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    change: Callable[[Path], None],
+    rows: int,
+    lines: int,
+) -> None:
+    """It used to end `done` (exit 0) with the rows cut from whatever the file then held, a
+    row cut mid-line, or a NUL byte scored."""
+    source = portfolio(tmp_path / "in.csv", rows, multiline=False)
+    with source.open("r+b") as f:  # still being appended to: the last row ends mid-line
+        f.truncate(source.stat().st_size - 3)
+    with pytest.raises(ZipscoreError) as caught:
+        client.score_file(
+            source,
+            tmp_path / "out.csv",
+            chunk_size=lines,
+            progress=after_rows(lines, lambda _: change(source)),
+        )
+    assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+    assert "input changed while scoring" in caught.value.message
+    assert files_in(tmp_path) == ["in.csv"]  # no output, no partial file left behind
+    job = only_job(batch_store)
+    assert client.batch_status(job).state == "failed"
+    with pytest.raises(ZipscoreError) as resumed:
+        client.resume_batch(job)
+    assert resumed.value.code is ErrorCode.BAD_INPUT_FILE
+    assert "failed" in resumed.value.message
+
+
+def test_a_file_renamed_over_the_input_after_the_check_is_never_read(
+    client: Client, eager: Sent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The input was opened again by path after the check: a file renamed over it meanwhile
+    was scored unchecked (a NUL byte included) against the old header."""
+    source = portfolio(tmp_path / "in.csv", 30, multiline=False)
+    original = source.read_bytes()
+    pin = chunks.pin_table
+
+    def pin_then_swap(store: Any, batch: BatchStore, version: int | None) -> dict[str, Any]:
+        other = tmp_path / "other.csv"
+        other.write_bytes(b"a,b,c,d\n1,\x00,3,4\n" * 50)
+        other.replace(source)  # after the check, before a single row is cut
+        return pin(store, batch, version)
+
+    monkeypatch.setattr(chunks, "pin_table", pin_then_swap)
+    summary = client.score_file(source, tmp_path / "out.csv", chunk_size=7)
+    assert summary.rows == 30
+    scored = (tmp_path / "out.csv").read_bytes()
+    assert b"\x00" not in scored
+    assert [line.split(b",")[0] for line in scored.splitlines()[1:]] == [
+        line.split(b",")[0] for line in original.splitlines()[1:]
+    ]
+
+
+# -- outputs ---------------------------------------------------------------------------------
+
+
+def test_an_output_hard_linked_to_the_input_is_refused(
+    client: Client, eager: Sent, batch_store: BatchStore, tmp_path: Path
+) -> None:
+    """A hard link has another name and the same inode: it destroyed the input, exit 0."""
+    source = portfolio(tmp_path / "in.csv", 20)
+    original = source.read_bytes()
+    os.link(source, tmp_path / "link.csv")
+    for target in (tmp_path / "link.csv", source):
+        with pytest.raises(ZipscoreError) as caught:
+            client.score_file(source, target)
+        assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+        assert "overwrite the input" in caught.value.message
+    assert source.read_bytes() == original
+    assert (eager, job_keys(batch_store)) == ([], [])
+
+
+def test_a_target_another_running_job_writes_is_refused(
+    client: Client, eager: Sent, tmp_path: Path
+) -> None:
+    """Two runs into one output both exited 0 with an interleaved file."""
+    first = portfolio(tmp_path / "first.csv", 40, multiline=False)
+    second = portfolio(tmp_path / "second.csv", 25)
+    target = tmp_path / "out.csv"
+    refusals: list[ZipscoreError] = []
+
+    def second_run(_: str) -> None:
+        try:
+            client.score_file(second, target, chunk_size=5)
+        except ZipscoreError as exc:
+            refusals.append(exc)
+
+    summary = client.score_file(first, target, chunk_size=5, progress=after_rows(5, second_run))
+    assert [(e.code, "another running job" in e.message) for e in refusals] == [
+        (ErrorCode.BAD_INPUT_FILE, True)
+    ]
+    assert summary.rows == 40
+    assert target.read_bytes().count(b"\n") == 41
+    assert client.score_file(second, target, chunk_size=5).rows == 25  # free once it ended
+
+
+def test_a_resume_after_another_job_finished_the_target_replaces_it_whole(
+    client: Client, eager: Sent, batch_store: BatchStore, tmp_path: Path
+) -> None:
+    """The resume cut the other job's finished file at its own offset and appended to it."""
+    first = portfolio(tmp_path / "first.csv", 40, multiline=False)
+    target = tmp_path / "out.csv"
+
+    def stop(_: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client.score_file(first, target, chunk_size=5, progress=after_rows(10, stop))
+    job = only_job(batch_store)
+    other = portfolio(tmp_path / "other.csv", 3, multiline=False)
+    client.score_file(other, target)
+    assert target.read_bytes().count(b"\n") == 4
+    assert client.resume_batch(job).rows == 40
+    lines = target.read_bytes().splitlines()
+    assert [line.split(b",")[0] for line in lines[1:]] == [b"P%d" % i for i in range(40)]
+
+
+def test_a_target_that_appears_only_once_every_row_is_written(
+    client: Client, eager: Sent, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"yesterday's results\n")
+    seen: list[bytes] = []
+    source = portfolio(tmp_path / "in.csv", 30)
+    client.score_file(
+        source,
+        target,
+        chunk_size=5,
+        progress=after_rows(10, lambda _: seen.append(target.read_bytes())),
+    )
+    assert seen == [b"yesterday's results\n"]  # mid-run: the old file, untouched
+    assert target.read_bytes().count(b"P") == 30
+    assert files_in(tmp_path) == ["in.csv", "out.csv"]
+
+
+# -- chunks cut by bytes ---------------------------------------------------------------------
+
+
+def test_long_rows_without_quotes_are_scored_in_chunks_within_the_byte_limit(
+    cache: ResultCache,
+    eager: Sent,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """3,000 rows of 1 KB in chunks of 50,000 lines and at most 1 MB: the check passed, then
+    the job failed with "a chunk of 50000 lines ... exceeds", after its 202, on every resume."""
+    client = Client(
+        settings(batch_max_chunk_mb=1, batch_poll_seconds=0.01),
+        cache=cache,
+        batch_store=batch_store,
+        timeout=1.0,
+    )
+    source = tmp_path / "in.csv"
+    with source.open("w") as out:
+        out.write("id,zipcode,note\n")
+        out.writelines(f"{i},9000,{'x' * 1000}\n" for i in range(3000))
+    sizes: list[int] = []
+    put_input = BatchStore.put_input
+
+    def measured(self: BatchStore, job: str, index: int, data: bytes) -> None:
+        sizes.append(len(data))
+        put_input(self, job, index, data)
+
+    monkeypatch.setattr(BatchStore, "put_input", measured)
+    summary = client.score_file(source, tmp_path / "out.csv")
+    assert (summary.rows, summary.ok) == (3000, 3000)
+    assert len(chunk_sends(eager)) == 3
+    assert all(1024 * 1024 - 1010 < size <= 1024 * 1024 for size in sizes[:2])  # full, yet <= 1 MB
+    assert sum(sizes) == source.stat().st_size - len("id,zipcode,note\n")
+    assert client.batch_status(summary.job_id).chunks_total == 3
+
+
+def test_a_row_longer_than_the_chunk_limit_is_refused_before_any_job(
+    runner: CliRunner, client: Client, eager: Sent, batch_store: BatchStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"id,zipcode\n1,9000\n2," + b"9" * (32 * 1024 * 1024) + b"\n3,1000\n")
+    result = score(runner, str(source), "-o", str(tmp_path / "out.csv"), "--json")
+    assert result.exit_code == 2
+    assert_one_line_error(result, ErrorCode.BAD_INPUT_FILE, as_json=True)
+    assert "row 2 (line 3) is longer than 32 MB" in result.stderr
+    assert (eager, job_keys(batch_store)) == ([], [])
+    assert files_in(tmp_path) == ["in.csv"]
+
+
+# -- path errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("output", "says"),
+    [
+        ("{tmp}", "a directory"),
+        ("/dev/full", "not a regular file"),
+        ("/dev/null", "not a regular file"),
+        ("{tmp}/missing/out.csv", "no such directory"),
+    ],
+)
+def test_an_output_that_cannot_be_a_file_is_refused_up_front(
+    runner: CliRunner,
+    eager: Sent,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    output: str,
+    says: str,
+) -> None:
+    """A directory or /dev/full gave "unexpected IsADirectoryError/OSError", nothing on stdout
+    despite --json, and a job left `interrupted`."""
+    source = portfolio(tmp_path / "in.csv", 5)
+    result = score(runner, str(source), "-o", output.format(tmp=tmp_path), "--json")
+    assert result.exit_code == 2
+    assert_one_line_error(result, ErrorCode.BAD_INPUT_FILE, as_json=True)
+    assert says in result.stderr
+    assert (eager, job_keys(batch_store)) == ([], [])
+    assert files_in(tmp_path) == ["in.csv"]
+
+
+@pytest.mark.parametrize("size", [str(2**64), "0", "1000001"])
+def test_a_chunk_size_out_of_range_is_refused(
+    runner: CliRunner,
+    eager: Sent,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    size: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """2**64 was an "unexpected OverflowError" with nothing on stdout, and a job left behind."""
+    source = portfolio(tmp_path / "in.csv", 5)
+    argv = ["score", str(source), "-o", str(tmp_path / "o.csv"), "--chunk-size", size, "--json"]
+    monkeypatch.setattr("sys.argv", ["zipscore", *argv])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 2
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["error"]["code"] == "BAD_INPUT_FILE"
+    assert printed.err.startswith("zipscore: BAD_INPUT_FILE: ")
+    assert printed.err.count("\n") == 1
+    assert (eager, job_keys(batch_store)) == ([], [])
+    with pytest.raises(ZipscoreError) as caught:  # the gateway's path, without the CLI
+        Client(settings(), batch_store=batch_store).score_file(
+            source, tmp_path / "o.csv", chunk_size=int(size)
+        )
+    assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past `limit` bytes fail with EFBIG (as on a full disk) while this is held."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_an_output_write_that_fails_is_a_contract_error_and_the_job_resumes(
+    runner: CliRunner, client: Client, eager: Sent, batch_store: BatchStore, tmp_path: Path
+) -> None:
+    """ENOSPC/EFBIG while writing gave "unexpected OSError" and nothing on stdout."""
+    source = portfolio(tmp_path / "in.csv", 300, multiline=False)
+    with file_size_limit(2_000):
+        result = score(
+            runner, str(source), "-o", str(tmp_path / "out.csv"), "--json", "--chunk-size", "20"
+        )
+    assert result.exit_code == 1
+    assert_one_line_error(result, ErrorCode.BACKEND_UNAVAILABLE, as_json=True)
+    assert "cannot write the output" in result.stderr
+    job = only_job(batch_store)
+    assert f"resume with: zipscore score --resume {job}" in result.stderr
+    assert client.batch_status(job).state == "interrupted"
+    assert not (tmp_path / "out.csv").exists()
+    resumed = score(runner, "--resume", job, "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["rows"] == 300
+    assert (tmp_path / "out.csv").read_bytes().count(b"\n") == 301
+
+
+def test_a_job_record_flushed_mid_batch_never_suggests_a_resume(
+    runner: CliRunner,
+    batch_store: BatchStore,
+    eager: Sent,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After FLUSHDB the error said `--resume ID`, and that resume answered "no batch job"."""
+    source = portfolio(tmp_path / "in.csv", 40, multiline=False)
+    flush = after_rows(5, lambda _: batch_store.redis.flushall())
+    monkeypatch.setattr("producer.progress.progress_for", flush)
+    result = score(
+        runner, str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "5", "--json"
+    )
+    assert result.exit_code == 1
+    assert_one_line_error(result, ErrorCode.BACKEND_UNAVAILABLE, as_json=True)
+    assert "lost from Redis" in result.stderr
+    assert "without --resume" in result.stderr
+    assert "resume with" not in result.stderr
+    assert files_in(tmp_path) == ["in.csv"]
