@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from fastapi.testclient import TestClient
 
-from producer import cli
+from producer import cli, gateway
 from producer.client import Client
 from producer.progress import Reporter
 from tests.cli_results import assert_no_crash, assert_one_line_error
@@ -30,6 +31,7 @@ from worker import chunks
 from worker.batch_store import BatchStore
 from worker.cache import ResultCache
 from worker.errors import ErrorCode, ZipscoreError
+from worker.index_cache import IndexCache
 
 Sent = list[tuple[str, tuple[Any, ...]]]
 ProgressFactory = Callable[[str, int], Reporter]
@@ -415,3 +417,29 @@ def test_a_job_record_flushed_mid_batch_never_suggests_a_resume(
     assert "without --resume" in result.stderr
     assert "resume with" not in result.stderr
     assert files_in(tmp_path) == ["in.csv"]
+
+
+def test_the_gateway_refuses_a_row_too_long_for_a_chunk_before_answering_202(
+    cache: ResultCache,
+    index_cache: IndexCache,
+    batch_store: BatchStore,
+    index_eager: Sent,
+    tmp_path: Path,
+) -> None:
+    """The gateway answered 202 and the job then failed on every run: the refusal now comes
+    from the check, which runs before the job (and so the 202) exists."""
+    client = Client(
+        settings(batch_max_chunk_mb=1, gateway_upload_dir=tmp_path / "uploads"),
+        cache=cache,
+        index_cache=index_cache,
+        batch_store=batch_store,
+        timeout=1.0,
+    )
+    body = b"id,zipcode\n1,9000\n2," + b"9" * (1024 * 1024) + b"\n3,1000\n"
+    with TestClient(gateway.create_app(client.settings, client=client)) as api:
+        response = api.post("/batches", content=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BAD_INPUT_FILE"
+    assert "row 2 (line 3) is longer than 1 MB" in response.json()["error"]["message"]
+    assert job_keys(batch_store) == []
+    assert list((tmp_path / "uploads").iterdir()) == []
