@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.csv_chunks import cut, inspect_input, iter_chunks
+from producer import csv_chunks
+from producer.csv_chunks import cut, inspect_handle, inspect_input, iter_chunks
 from tests.unit.conftest import SAMPLE_RULES
 from worker.batch import (
     BYTE_MARKS,
@@ -476,3 +477,27 @@ def written(row: tuple[str, str, str]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(row)
     return buffer.getvalue().encode("utf-8")
+
+
+def test_a_file_still_being_written_while_it_is_checked_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer appends while the check reads: the bytes checked are no file's whole content
+    (its last row may be cut mid-line), so the file is refused, not scored."""
+    monkeypatch.setattr(csv_chunks, "SCAN_BLOCK", 64)
+    path = write(tmp_path, b"zipcode,note\n" + b"9000,x\n" * 100 + b"90")
+
+    class Appending(io.BufferedReader):
+        reads = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            self.reads += 1
+            if self.reads == 3:  # the check is inside the body
+                with path.open("ab") as writer:
+                    writer.write(b"00,y\n")
+            return super().read(size)
+
+    with Appending(io.FileIO(path)) as handle, pytest.raises(ZipscoreError) as caught:
+        inspect_handle(handle, path, "zipcode", lines=10, max_bytes=1000)
+    assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+    assert "changed while it was checked" in caught.value.message
