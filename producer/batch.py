@@ -500,7 +500,6 @@ class _JobLoop:
         self.lines = int(record["chunk_size"])
         # Recorded at the start: a resume cuts the same chunks whatever the settings are now.
         self.max_bytes = int(record.get("chunk_bytes") or self.settings.batch_max_chunk_mb * MB)
-        self.chunks_total = self.next_write + layout.chunks
         self.cut_digest = hashlib.sha256()  # of the bytes cut, compared with the check's
         self.cut_end = self.input_offset
         # Chunks a killed producer had in flight may be scored already: look before sending.
@@ -595,7 +594,6 @@ class _JobLoop:
         if (
             self.cut_end != layout.size
             or self.cut_digest.hexdigest() != layout.cut_digest
-            or self.next_write + len(self.in_flight) != self.chunks_total
             or layout.changed(os.fstat(fd))
             or os.pread(fd, 1, layout.size)
         ):
@@ -690,7 +688,7 @@ def _new_job_fields(
         "fingerprint": layout.fingerprint,
         "inode": layout.inode,
         "digest": layout.digest,
-        "chunks_total": layout.chunks,
+        **({} if layout.chunks is None else {"chunks_total": layout.chunks}),
         "zipcode_column": zipcode_column,
         "column": layout.column,
         "columns": layout.columns,

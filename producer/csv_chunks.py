@@ -15,13 +15,14 @@ state machine: one C-level search tells it has none.
 
 A chunk is `lines` lines, or fewer when those would be more than `max_bytes`: then it ends
 at the last row boundary within `max_bytes`. Only a single row longer than `max_bytes` cannot
-be cut, and the check refuses such a file up front by cutting it exactly as the job will
-(`inspect_handle` runs the same `_Cutter` over the bytes it checks).
+be cut, and the check refuses such a file up front: without quotes a row is a line, and
+the check measures every line (a few C-level searches a block); a file with quotes is also
+cut by the check exactly as the job will cut it (`iter_chunks`, the same `_Cutter`).
 
 Chunks are a pure function of the input bytes, the start offset, `lines` and `max_bytes`:
 cutting again from a recorded offset (a resumed job) gives the same chunks, with the same
 indexes. The check also records a digest (SHA-256) of the bytes it checked, so the job can
-prove it scored exactly those bytes (`CutDigest`).
+prove it scored exactly those bytes (`InputLayout.cut_digest`).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class InputLayout:
     digest: str = ""  # SHA-256 of the body as checked (bytes body_start..size)
     cut_from: int = 0  # where the chunks counted below start (body_start, or a resume's offset)
     cut_digest: str = ""  # SHA-256 of bytes cut_from..size: what the job must cut, exactly
-    chunks: int = 0  # chunks from cut_from to the end of the file
+    chunks: int | None = None  # chunks from cut_from to the end, when the check counted them
 
     @property
     def fingerprint(self) -> str:
@@ -156,8 +157,8 @@ def last_boundary(buf: bytes, limit: int) -> int:
 class _Cutter:
     """Cuts a stream of bytes (fed in any pieces) into chunks; see the module docstring.
 
-    The check and the job run this same code over the same bytes, so a file the check
-    accepts is one the job can cut. Each cut looks at a window of about twice the last
+    For a file with quotes the check runs this same code over the same bytes, so a file the
+    check accepts is one the job can cut. Each cut looks at a window of about twice the last
     chunk, never at all that was fed: the work stays linear in the input, whatever the
     size of the pieces fed and of the chunks cut.
     """
@@ -292,9 +293,11 @@ def inspect_handle(
 
     One pass over the open file in fixed-size blocks (memory stays flat): UTF-8 throughout,
     no NUL byte, every quoted field closed (a `"` that opens one at a field's start; a stray
-    `"` inside a field is text), and every row short enough for a chunk (the body is cut
-    into chunks from `cut_from`, numbered from `first_index`, exactly as the job will cut
-    it). It counts line endings for the progress bar and digests what it read.
+    `"` inside a field is text), and every row short enough for a chunk: every line is
+    measured, and a file with quotes is also cut into chunks from `cut_from` (numbered from
+    `first_index`) exactly as the job will cut it, since a quoted field joins lines. It
+    counts line endings for the progress bar and digests what it read (and, for a resume,
+    what is still to cut).
 
     Raises:
         ZipscoreError: BAD_INPUT_FILE naming what is wrong, or saying the file changed
@@ -317,14 +320,23 @@ def inspect_handle(
         raise refuse(path, "the header row is empty")
     column = find_column(path, fields, zipcode_column)
     start = body_start if cut_from is None else cut_from
-    scan = _Scan(path, start, _Cutter(start, first_index, lines, max_bytes))
+    scan = _Scan(path, start, max_bytes)
+    chunks: int | None = None
     try:
         scan.body(handle, body_start)
+        if scan.quotes:
+            # A quoted field may join lines into a row longer than the limit: cut the file
+            # as the job will (without quotes, lines are rows and were measured above).
+            size = scan.offset
+            cut = iter_chunks(
+                handle, start, first_index, lines=lines, max_bytes=max_bytes, end=size
+            )
+            chunks = sum(1 for _ in cut)
     except RowTooLong as exc:
         line = _line_at(handle, body_start, exc.start)
         raise refuse(
             path,
-            f"row {line - 1} (line {line}) is longer than {_size(exc.max_bytes)}, the most a "
+            f"the row at line {line} is longer than {_size(exc.max_bytes)}, the most a "
             "chunk may hold (ZIPSCORE_BATCH_MAX_CHUNK_MB)",
         ) from None
     after = os.fstat(handle.fileno())
@@ -347,29 +359,38 @@ def inspect_handle(
         digest=scan.digest.hexdigest(),
         cut_from=start,
         cut_digest=scan.cut_digest.hexdigest(),
-        chunks=scan.chunks,
+        chunks=chunks,
     )
 
 
 class _Scan:
-    """The check of the body: block by block, validated, counted, digested and cut."""
+    """The check of the body: block by block, validated, counted, digested, and its lines'
+    lengths measured (a line longer than a chunk may be is a row no chunk can hold)."""
 
-    def __init__(self, path: Path, cut_from: int, cutter: _Cutter) -> None:
+    def __init__(self, path: Path, cut_from: int, max_bytes: int) -> None:
         self.path = path
         self.cut_from = cut_from
-        self.cutter = cutter
+        self.max_bytes = max_bytes
         self.digest = hashlib.sha256()
         self.cut_digest = self.digest  # the same bytes, unless a resume cuts from further on
         self.offset = 0
         self.lines = 0
-        self.chunks = 0
+        self.quotes = False
+        self.line_start = 0
 
     def body(self, handle: BinaryIO, start: int) -> None:
+        """Scan the body from byte `start` to the end of the file.
+
+        Raises:
+            ZipscoreError: BAD_INPUT_FILE naming what is wrong.
+            RowTooLong: a line longer than `max_bytes`.
+        """
         path = self.path
         if self.cut_from != start:
             self.cut_digest = hashlib.sha256()
         decoder = codecs.getincrementaldecoder("utf-8")()
         handle.seek(start)
+        self.line_start = start
         offset, lines, state, last = start, 0, FIELD_START, b"\n"
         while block := handle.read(SCAN_BLOCK):
             nul = block.find(b"\x00")
@@ -381,8 +402,11 @@ class _Scan:
                 raise refuse(path, f"not UTF-8 (bad byte near byte {offset + exc.start})") from None
             lines += block.count(b"\n")
             state = quote_state(block, 0, len(block), state, BYTE_MARKS)
+            self.quotes = self.quotes or block.find(b'"') >= 0
             self.digest.update(block)
-            self._cut(block, offset)
+            if self.cut_digest is not self.digest and offset + len(block) > self.cut_from:
+                self.cut_digest.update(block[max(0, self.cut_from - offset) :])
+            self._measure_lines(block, offset)
             offset += len(block)
             last = block[-1:]
         try:
@@ -395,19 +419,27 @@ class _Scan:
                 'unbalanced quotes: a quoted field (opened by a " at the start of '
                 "a field) is never closed",
             )
-        self.chunks += sum(1 for _ in self.cutter.feed(b"", eof=True))
+        if offset - self.line_start > self.max_bytes:  # the last line, without a line ending
+            raise RowTooLong(self.line_start, self.max_bytes)
         self.offset = offset
         self.lines = lines + (0 if last == b"\n" else 1)
 
-    def _cut(self, block: bytes, offset: int) -> None:
-        skip = self.cut_from - offset
-        if skip >= len(block):
-            return
-        if skip > 0:
-            block = block[skip:]
-        if self.cut_digest is not self.digest:
-            self.cut_digest.update(block)
-        self.chunks += sum(1 for _ in self.cutter.feed(block))
+    def _measure_lines(self, block: bytes, offset: int) -> None:
+        """Refuse a line longer than `max_bytes`: a few C-level searches a block, as each
+        search jumps to the last line ending within `max_bytes` of the current line's start."""
+        pos = 0
+        while True:
+            window_end = self.line_start + self.max_bytes - offset  # in `block`'s indexes
+            if window_end >= len(block):
+                newline = block.rfind(b"\n", pos)
+                if newline >= 0:
+                    self.line_start = offset + newline + 1
+                return
+            newline = block.rfind(b"\n", pos, max(window_end, 0))
+            if newline < 0:
+                raise RowTooLong(self.line_start, self.max_bytes)
+            self.line_start = offset + newline + 1
+            pos = newline + 1
 
 
 def _line_at(handle: BinaryIO, body_start: int, offset: int) -> int:

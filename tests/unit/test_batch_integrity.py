@@ -297,7 +297,7 @@ def test_a_row_longer_than_the_chunk_limit_is_refused_before_any_job(
     result = score(runner, str(source), "-o", str(tmp_path / "out.csv"), "--json")
     assert result.exit_code == 2
     assert_one_line_error(result, ErrorCode.BAD_INPUT_FILE, as_json=True)
-    assert "row 2 (line 3) is longer than 32 MB" in result.stderr
+    assert "the row at line 3 is longer than 32 MB" in result.stderr
     assert (eager, job_keys(batch_store)) == ([], [])
     assert files_in(tmp_path) == ["in.csv"]
 
@@ -440,6 +440,6 @@ def test_the_gateway_refuses_a_row_too_long_for_a_chunk_before_answering_202(
         response = api.post("/batches", content=body, headers={"Content-Type": "text/csv"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "BAD_INPUT_FILE"
-    assert "row 2 (line 3) is longer than 1 MB" in response.json()["error"]["message"]
+    assert "the row at line 3 is longer than 1 MB" in response.json()["error"]["message"]
     assert job_keys(batch_store) == []
     assert list((tmp_path / "uploads").iterdir()) == []

@@ -260,7 +260,7 @@ def test_a_row_longer_than_a_chunk_may_be_is_refused_by_the_check(tmp_path: Path
     with pytest.raises(ZipscoreError) as caught:
         inspect_input(path, "zipcode", lines=2, max_bytes=1000)
     assert caught.value.code is ErrorCode.BAD_INPUT_FILE
-    assert "row 4 (line 5) is longer than 1000 bytes" in caught.value.message
+    assert "the row at line 5 is longer than 1000 bytes" in caught.value.message
     layout = inspect_input(path, "zipcode", lines=2, max_bytes=2000)  # the row fits: accepted
     with path.open("rb") as f:
         chunks = list(iter_chunks(f, layout.body_start, 0, lines=2, max_bytes=2000))
@@ -462,7 +462,7 @@ def test_chunks_are_cut_by_bytes_and_lines_wherever_the_check_accepts(
     assert max(row_bytes, default=0) <= max_bytes
     with path.open("rb") as f:
         chunks = list(iter_chunks(f, layout.body_start, 0, lines=lines, max_bytes=max_bytes))
-        assert len(chunks) == layout.chunks
+        assert layout.chunks in (None, len(chunks))  # counted when the file has quotes
         for chunk in chunks:
             assert len(chunk.data) <= max_bytes
             assert 1 <= len(split_rows(chunk.data.decode())) <= lines
