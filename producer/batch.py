@@ -59,6 +59,7 @@ from producer.csv_chunks import (
     BOM,
     MB,
     InputLayout,
+    RowTooLong,
     inspect_handle,
     iter_chunks,
     open_input,
@@ -393,6 +394,10 @@ class BatchRunner:
                     self._claim_output(job, record["output"])
                     source = files.enter_context(open_input(Path(record["input"])))
                     layout = _check_input(record, source, self.settings)
+                    if _published(record, layout):  # stopped between the rename and `done`
+                        done = {"state": "done", "chunks_total": record["chunks_done"]}
+                        self._update(job, keeper, done)
+                        return _summary(job, self._job(job))
                     self._pin(int(record["version"]))
                     self._update(job, keeper, {"state": "running"})
                 sink = files.enter_context(_open_output(record))
@@ -519,7 +524,10 @@ class _JobLoop:
         self.reporter.update(self.counts["rows"])
         while True:
             while not exhausted and len(self.in_flight) < self.settings.batch_in_flight:
-                chunk = next(chunks, None)
+                try:
+                    chunk = next(chunks, None)
+                except RowTooLong:  # the check found no such row: the file has changed
+                    raise input_changed(self.record["input"]) from None
                 if chunk is None:
                     exhausted = True
                     self._check_input_unchanged()
@@ -780,6 +788,18 @@ def _create_partial(output: Path, target: Path, job: str) -> Path:
             f"({exc.strerror or type(exc).__name__})",
         ) from None
     return partial
+
+
+def _published(record: dict[str, str], layout: InputLayout) -> bool:
+    """Whether every chunk was written and the output renamed into place already."""
+    target = Path(record["output"])
+    return (
+        bool(record.get("partial"))
+        and int(record["input_offset"]) == layout.size
+        and not Path(record["partial"]).exists()
+        and target.is_file()
+        and target.stat().st_size == int(record["output_offset"])
+    )
 
 
 def _partial(record: dict[str, str]) -> Path:

@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
 from producer import cli, gateway
+from producer.batch import BatchRunner
 from producer.client import Client
 from producer.progress import Reporter
 from tests.cli_results import assert_no_crash, assert_one_line_error
@@ -443,3 +444,36 @@ def test_the_gateway_refuses_a_row_too_long_for_a_chunk_before_answering_202(
     assert "the row at line 3 is longer than 1 MB" in response.json()["error"]["message"]
     assert job_keys(batch_store) == []
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_a_job_stopped_between_the_rename_and_done_is_finished_by_its_resume(
+    client: Client,
+    eager: Sent,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis failed at the very last update: the output was in place, the partial file gone,
+    and the job `interrupted`; its resume must not fail it for the missing partial file."""
+    update = BatchRunner._update
+
+    def redis_fails_at_done(
+        self: BatchRunner, job: str, keeper: Any, fields: Any, **kw: Any
+    ) -> None:
+        if fields.get("state") == "done":
+            raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, "Redis is unreachable")
+        update(self, job, keeper, fields, **kw)
+
+    monkeypatch.setattr(BatchRunner, "_update", redis_fails_at_done)
+    source = portfolio(tmp_path / "in.csv", 30, multiline=False)
+    with pytest.raises(ZipscoreError):
+        client.score_file(source, tmp_path / "out.csv", chunk_size=7)
+    job = only_job(batch_store)
+    assert client.batch_status(job).state == "interrupted"
+    assert files_in(tmp_path) == ["in.csv", "out.csv"]
+    monkeypatch.setattr(BatchRunner, "_update", update)
+    sent = len(eager)
+    assert client.resume_batch(job).rows == 30
+    assert client.batch_status(job).state == "done"
+    assert len(eager) == sent  # nothing scored again
+    assert (tmp_path / "out.csv").read_bytes().count(b"\n") == 31
