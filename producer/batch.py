@@ -417,8 +417,12 @@ class BatchRunner:
             refused = exc.code is ErrorCode.BAD_INPUT_FILE and not isinstance(exc, OutputBusy)
             if refused and record and keeper.held():
                 self._fail(job, record, exc)
-            else:
-                self._interrupt(job, keeper, record)
+                raise
+            self._interrupt(job, keeper, record)
+            if record and self._record_gone(job):
+                # Whatever failed first (a chunk whose pinned table went with it, a lease),
+                # the job is unrecoverable: say so, rather than suggest a resume.
+                raise record_lost(job) from None
             raise
         except BaseException:
             self._interrupt(job, keeper, record)
@@ -429,6 +433,12 @@ class BatchRunner:
             if record:
                 with contextlib.suppress(Exception):
                     self.store.release_output(record["output"], job)
+
+    def _record_gone(self, job: str) -> bool:
+        try:
+            return self.store.get_job(job) is None
+        except Exception:  # Redis unreachable: nothing is known to be gone
+            return False
 
     def _interrupt(self, job: str, keeper: _LeaseKeeper, record: dict[str, str]) -> None:
         """Leave the job resumable; if its record is gone, its partial output goes too."""
