@@ -208,6 +208,10 @@ class _LeaseKeeper:
             )
 
 
+class JobFailed(ZipscoreError):
+    """The job cannot be finished, by this run or a resume: it is marked failed."""
+
+
 class OutputBusy(ZipscoreError):
     """The output path is locked by another running job (refused; the job itself is fine)."""
 
@@ -415,7 +419,7 @@ class BatchRunner:
             return _summary(job, self._job(job))
         except ZipscoreError as exc:
             refused = exc.code is ErrorCode.BAD_INPUT_FILE and not isinstance(exc, OutputBusy)
-            if refused and record and keeper.held():
+            if (refused or isinstance(exc, JobFailed)) and record and keeper.held():
                 self._fail(job, record, exc)
                 raise
             self._interrupt(job, keeper, record)
@@ -617,6 +621,17 @@ class _JobLoop:
         ):
             raise input_changed(self.record["input"])
 
+    def _check_rows(self) -> None:
+        """The rows written are the rows checked: without quotes one a line; with quotes
+        (a quoted field may join lines into a row) no more than the lines."""
+        rows, lines = self.counts["rows"], int(self.record["lines_total"])
+        if rows > lines or (not self.layout.quotes and rows != lines):
+            raise JobFailed(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                f"job {self.job} wrote {rows} rows of the {lines} lines checked: its output "
+                "is not published; score the file again",
+            )
+
     def _progress(self) -> dict[str, Any]:
         return {
             "chunks_done": self.next_write,
@@ -679,6 +694,7 @@ class _JobLoop:
     def _finish(self) -> None:
         """Check the input once more, then put the output in place, then record `done`."""
         self._check_input_unchanged()
+        self._check_rows()
         self.keeper.check()
         _publish(self.sink, self.record)
         fields = {**self._progress(), "state": "done", "chunks_total": self.next_write}

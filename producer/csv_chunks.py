@@ -68,6 +68,7 @@ class InputLayout:
     cut_from: int = 0  # where the chunks counted below start (body_start, or a resume's offset)
     cut_digest: str = ""  # SHA-256 of bytes cut_from..size: what the job must cut, exactly
     chunks: int | None = None  # chunks from cut_from to the end, when the check counted them
+    quotes: bool = False  # whether the body holds a `"` (else its rows are its lines)
 
     @property
     def fingerprint(self) -> str:
@@ -360,6 +361,7 @@ def inspect_handle(
         cut_from=start,
         cut_digest=scan.cut_digest.hexdigest(),
         chunks=chunks,
+        quotes=scan.quotes,
     )
 
 

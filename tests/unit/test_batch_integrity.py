@@ -28,6 +28,7 @@ from producer.client import Client
 from producer.progress import Reporter
 from tests.cli_results import assert_no_crash, assert_one_line_error
 from tests.unit.test_batch_job import chunk_sends, only_job, portfolio, settings
+from worker import batch as batch_module
 from worker import chunks
 from worker.batch_store import BatchStore
 from worker.cache import ResultCache
@@ -477,3 +478,27 @@ def test_a_job_stopped_between_the_rename_and_done_is_finished_by_its_resume(
     assert client.batch_status(job).state == "done"
     assert len(eager) == sent  # nothing scored again
     assert (tmp_path / "out.csv").read_bytes().count(b"\n") == 31
+
+
+def test_a_job_whose_rows_written_differ_from_the_rows_checked_is_never_done(
+    client: Client,
+    eager: Sent,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that loses a row (here, a scorer that drops the last row of chunk 2)."""
+    score = batch_module.score_chunk
+
+    def loses_a_row(text: str, table: Any, **kw: Any) -> Any:
+        if text.startswith("P14,"):
+            text = text[: text.rindex("P")]
+        return score(text, table, **kw)
+
+    monkeypatch.setattr(chunks, "score_chunk", loses_a_row)
+    source = portfolio(tmp_path / "in.csv", 30, multiline=False)
+    with pytest.raises(ZipscoreError) as caught:
+        client.score_file(source, tmp_path / "out.csv", chunk_size=7)
+    assert "wrote 29 rows of the 30 lines checked" in caught.value.message
+    assert client.batch_status(only_job(batch_store)).state == "failed"
+    assert files_in(tmp_path) == ["in.csv"]
