@@ -271,9 +271,7 @@ class BatchRunner:
             )
         max_bytes = self.settings.batch_max_chunk_mb * MB
         with open_input(source) as handle:
-            layout = inspect_handle(
-                handle, source, zipcode_column, lines=lines, max_bytes=max_bytes
-            )
+            layout = inspect_handle(handle, source, zipcode_column, max_bytes=max_bytes)
             target = _output_target(output, os.fstat(handle.fileno()))
             version = int(self._pin(None)["version"])
             job = uuid.uuid4().hex[:16]
@@ -722,7 +720,6 @@ def _new_job_fields(
         "fingerprint": layout.fingerprint,
         "inode": layout.inode,
         "digest": layout.digest,
-        **({} if layout.chunks is None else {"chunks_total": layout.chunks}),
         "zipcode_column": zipcode_column,
         "column": layout.column,
         "columns": layout.columns,
@@ -748,18 +745,16 @@ def _new_job_fields(
 def _check_input(record: dict[str, str], handle: BinaryIO, settings: Settings) -> InputLayout:
     """A resumed job's input, checked again; refused if it changed since the job started.
 
-    The chunks still to cut (from the recorded offset) are counted and digested, as a new
-    job's are.
+    The bytes still to cut (from the recorded offset) are digested apart, for the job to
+    compare with what it cuts.
     """
     path = Path(record["input"])
     layout = inspect_handle(
         handle,
         path,
         record["zipcode_column"],
-        lines=int(record["chunk_size"]),
         max_bytes=int(record.get("chunk_bytes") or settings.batch_max_chunk_mb * MB),
         cut_from=int(record["input_offset"]),
-        first_index=int(record["chunks_done"]),
     )
     recorded = (record["fingerprint"], record.get("inode"), record.get("digest"))
     now = (layout.fingerprint, str(layout.inode), layout.digest)

@@ -43,7 +43,6 @@ from worker.errors import ErrorCode, ZipscoreError
 BOM = b"\xef\xbb\xbf"
 SCAN_BLOCK = 8 * 1024 * 1024
 MB = 1024 * 1024
-DEFAULT_LINES = 50_000
 DEFAULT_MAX_BYTES = 32 * MB
 MAX_HEADER_BYTES = 1024 * 1024
 _MAX_LISTED_COLUMNS = 12
@@ -67,7 +66,6 @@ class InputLayout:
     digest: str = ""  # SHA-256 of the body as checked (bytes body_start..size)
     cut_from: int = 0  # where the chunks counted below start (body_start, or a resume's offset)
     cut_digest: str = ""  # SHA-256 of bytes cut_from..size: what the job must cut, exactly
-    chunks: int | None = None  # chunks from cut_from to the end, when the check counted them
     quotes: bool = False  # whether the body holds a `"` (else its rows are its lines)
 
     @property
@@ -255,13 +253,12 @@ def inspect_input(
     path: Path,
     zipcode_column: str,
     *,
-    lines: int = DEFAULT_LINES,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> InputLayout:
     """Open `path` and check it (`inspect_handle`); the producer keeps its handle instead."""
     handle = open_input(path)
     with handle:
-        return inspect_handle(handle, path, zipcode_column, lines=lines, max_bytes=max_bytes)
+        return inspect_handle(handle, path, zipcode_column, max_bytes=max_bytes)
 
 
 def open_input(path: Path) -> BinaryIO:
@@ -285,20 +282,17 @@ def inspect_handle(
     path: Path,
     zipcode_column: str,
     *,
-    lines: int,
     max_bytes: int,
     cut_from: int | None = None,
-    first_index: int = 0,
 ) -> InputLayout:
     """Read the header and check the whole body before any job exists.
 
     One pass over the open file in fixed-size blocks (memory stays flat): UTF-8 throughout,
     no NUL byte, every quoted field closed (a `"` that opens one at a field's start; a stray
-    `"` inside a field is text), and every row short enough for a chunk: every line is
-    measured, and a file with quotes is also cut into chunks from `cut_from` (numbered from
-    `first_index`) exactly as the job will cut it, since a quoted field joins lines. It
-    counts line endings for the progress bar and digests what it read (and, for a resume,
-    what is still to cut).
+    `"` inside a field is text), and every row short enough for a chunk of `max_bytes`:
+    every line is measured and, in a file with quotes (a quoted field joins lines), every
+    row. It counts line endings for the progress bar and digests what it read, and apart
+    the bytes from `cut_from` on (what a resumed job has still to cut).
 
     Raises:
         ZipscoreError: BAD_INPUT_FILE naming what is wrong, or saying the file changed
@@ -322,17 +316,12 @@ def inspect_handle(
     column = find_column(path, fields, zipcode_column)
     start = body_start if cut_from is None else cut_from
     scan = _Scan(path, start, max_bytes)
-    chunks: int | None = None
     try:
         scan.body(handle, body_start)
         if scan.quotes:
-            # A quoted field may join lines into a row longer than the limit: cut the file
-            # as the job will (without quotes, lines are rows and were measured above).
-            size = scan.offset
-            cut = iter_chunks(
-                handle, start, first_index, lines=lines, max_bytes=max_bytes, end=size
-            )
-            chunks = sum(1 for _ in cut)
+            # A quoted field may join lines into a row longer than the limit (without
+            # quotes, lines are rows and were measured above).
+            _measure_rows(handle, body_start, scan.offset, max_bytes)
     except RowTooLong as exc:
         line = _line_at(handle, body_start, exc.start)
         raise refuse(
@@ -360,7 +349,6 @@ def inspect_handle(
         digest=scan.digest.hexdigest(),
         cut_from=start,
         cut_digest=scan.cut_digest.hexdigest(),
-        chunks=chunks,
         quotes=scan.quotes,
     )
 
@@ -442,6 +430,43 @@ class _Scan:
                 raise RowTooLong(self.line_start, self.max_bytes)
             self.line_start = offset + newline + 1
             pos = newline + 1
+
+
+def _measure_rows(handle: BinaryIO, start: int, size: int, max_bytes: int) -> None:
+    """Refuse a row (lines joined by quoted fields) longer than `max_bytes`.
+
+    From each row boundary, the regex that crosses whole rows (`quote_state`'s) jumps to the
+    last boundary it reaches within `max_bytes`; where it reaches none, `last_boundary` walks
+    the lines. No boundary within `max_bytes` of one is exactly a row no chunk can hold, as
+    when the job cuts it (`_Cutter`). About one regex pass over the body; memory: a block and
+    the unfinished row carried over from the one before.
+
+    Raises:
+        RowTooLong: the first such row.
+    """
+    rows = BYTE_MARKS.whole_rows
+    handle.seek(start)
+    base, buf, eof = start, b"", False  # `buf` holds the bytes from `base`, a row boundary
+    while not eof:
+        more = handle.read(min(SCAN_BLOCK, size - base - len(buf)))
+        eof = not more
+        buf = buf + more if buf else more
+        pos = 0
+        while pos < len(buf):
+            end = min(pos + max_bytes, len(buf))
+            found = rows.match(buf, pos, end)
+            reached = found.end() if found is not None else pos
+            if reached == pos:
+                reached = pos + last_boundary(buf[pos:end], end - pos)
+            if reached > pos:
+                pos = reached
+            elif end - pos == max_bytes and (not eof or len(buf) - pos > max_bytes):
+                raise RowTooLong(base + pos, max_bytes)
+            else:
+                break  # an unfinished row: more bytes come, or it is the last one
+        base, buf = base + pos, buf[pos:]
+    if len(buf) > max_bytes:
+        raise RowTooLong(base, max_bytes)
 
 
 def _line_at(handle: BinaryIO, body_start: int, offset: int) -> int:
