@@ -16,8 +16,9 @@ state machine: one C-level search tells it has none.
 A chunk is `lines` lines, or fewer when those would be more than `max_bytes`: then it ends
 at the last row boundary within `max_bytes`. Only a single row longer than `max_bytes` cannot
 be cut, and the check refuses such a file up front: without quotes a row is a line, and
-the check measures every line (a few C-level searches a block); a file with quotes is also
-cut by the check exactly as the job will cut it (`iter_chunks`, the same `_Cutter`).
+the check measures every line (a few C-level searches a block); in a file with quotes it
+also measures every row (`_measure_rows`: no row boundary within `max_bytes` of one is
+exactly where the cut would fail).
 
 Chunks are a pure function of the input bytes, the start offset, `lines` and `max_bytes`:
 cutting again from a recorded offset (a resumed job) gives the same chunks, with the same
@@ -156,10 +157,9 @@ def last_boundary(buf: bytes, limit: int) -> int:
 class _Cutter:
     """Cuts a stream of bytes (fed in any pieces) into chunks; see the module docstring.
 
-    For a file with quotes the check runs this same code over the same bytes, so a file the
-    check accepts is one the job can cut. Each cut looks at a window of about twice the last
-    chunk, never at all that was fed: the work stays linear in the input, whatever the
-    size of the pieces fed and of the chunks cut.
+    It fails only on a row longer than `max_bytes`, which the check refuses up front. Each
+    cut looks at a window of about twice the last chunk, never at all that was fed: the work
+    stays linear in the input, whatever the size of the pieces fed and of the chunks cut.
     """
 
     def __init__(self, start: int, index: int, lines: int, max_bytes: int) -> None:
