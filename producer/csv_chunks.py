@@ -65,7 +65,7 @@ class InputLayout:
     lines: int  # line endings in the body (rows, unless quoted fields hold line breaks)
     inode: int = 0
     digest: str = ""  # SHA-256 of the body as checked (bytes body_start..size)
-    cut_from: int = 0  # where the chunks counted below start (body_start, or a resume's offset)
+    cut_from: int = 0  # where cut_digest starts (body_start, or a resumed job's offset)
     cut_digest: str = ""  # SHA-256 of bytes cut_from..size: what the job must cut, exactly
     quotes: bool = False  # whether the body holds a `"` (else its rows are its lines)
 
@@ -287,12 +287,13 @@ def inspect_handle(
 ) -> InputLayout:
     """Read the header and check the whole body before any job exists.
 
-    One pass over the open file in fixed-size blocks (memory stays flat): UTF-8 throughout,
-    no NUL byte, every quoted field closed (a `"` that opens one at a field's start; a stray
-    `"` inside a field is text), and every row short enough for a chunk of `max_bytes`:
-    every line is measured and, in a file with quotes (a quoted field joins lines), every
-    row. It counts line endings for the progress bar and digests what it read, and apart
-    the bytes from `cut_from` on (what a resumed job has still to cut).
+    One pass over the open file in fixed-size blocks (memory stays flat), and a second for
+    the rows of a file with quotes: UTF-8 throughout, no NUL byte, every quoted field closed
+    (a `"` that opens one at a field's start; a stray `"` inside a field is text), and every
+    row short enough for a chunk of `max_bytes`: every line is measured and, in a file with
+    quotes (a quoted field joins lines), every row. It counts line endings for the progress
+    bar and digests what it read, and apart the bytes from `cut_from` on (what a resumed job
+    has still to cut).
 
     Raises:
         ZipscoreError: BAD_INPUT_FILE naming what is wrong, or saying the file changed
