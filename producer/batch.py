@@ -273,12 +273,12 @@ class BatchRunner:
         with open_input(source) as handle:
             layout = inspect_handle(handle, source, zipcode_column, max_bytes=max_bytes)
             target = _output_target(output, os.fstat(handle.fileno()))
-            version = int(self._pin(None)["version"])
             job = uuid.uuid4().hex[:16]
             self._claim_output(job, str(target))
             partial: Path | None = None
             try:
-                partial = _create_partial(output, target, job)
+                partial = _create_partial(output, target, job)  # before anything is pinned
+                version = int(self._pin(None)["version"])
                 fields = _new_job_fields(layout, target, zipcode_column, lines, version)
                 fields.update(partial=str(partial), chunk_bytes=max_bytes)
                 fields["seconds"] = round(time.monotonic() - began, 3)  # checking and pinning

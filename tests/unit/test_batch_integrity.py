@@ -314,6 +314,7 @@ def test_a_row_longer_than_the_chunk_limit_is_refused_before_any_job(
         ("/dev/full", "not a regular file"),
         ("/dev/null", "not a regular file"),
         ("{tmp}/missing/out.csv", "no such directory"),
+        ("/proc/zipscore-out.csv", "cannot create a file in /proc"),  # unwritable, even as root
     ],
 )
 def test_an_output_that_cannot_be_a_file_is_refused_up_front(
@@ -502,3 +503,26 @@ def test_a_job_whose_rows_written_differ_from_the_rows_checked_is_never_done(
     assert "wrote 29 rows of the 30 lines checked" in caught.value.message
     assert client.batch_status(only_job(batch_store)).state == "failed"
     assert files_in(tmp_path) == ["in.csv"]
+
+
+def test_a_start_that_fails_to_pin_its_table_leaves_no_file_no_job_no_lock(
+    client: Client,
+    eager: Sent,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pin = chunks.pin_table
+
+    def unavailable(store: Any, batch: BatchStore, version: int | None) -> dict[str, Any]:
+        raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, "Postgres is unreachable")
+
+    monkeypatch.setattr(chunks, "pin_table", unavailable)
+    source = portfolio(tmp_path / "in.csv", 10)
+    with pytest.raises(ZipscoreError) as caught:
+        client.score_file(source, tmp_path / "out.csv")
+    assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
+    assert files_in(tmp_path) == ["in.csv"]  # the partial file created first is gone
+    assert job_keys(batch_store) == []  # and the output's lock is let go
+    monkeypatch.setattr(chunks, "pin_table", pin)
+    assert client.score_file(source, tmp_path / "out.csv").rows == 10
