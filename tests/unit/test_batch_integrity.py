@@ -526,3 +526,31 @@ def test_a_start_that_fails_to_pin_its_table_leaves_no_file_no_job_no_lock(
     assert job_keys(batch_store) == []  # and the output's lock is let go
     monkeypatch.setattr(chunks, "pin_table", pin)
     assert client.score_file(source, tmp_path / "out.csv").rows == 10
+
+
+def test_a_resume_cuts_the_same_chunks_after_the_chunk_limit_setting_changed(
+    cache: ResultCache, eager: Sent, batch_store: BatchStore, tmp_path: Path
+) -> None:
+    """Chunks scored before the stop are reused by index: the resume must cut the same byte
+    ranges, so it uses the limit recorded with the job, not the setting of the day."""
+
+    def client(mb: int) -> Client:
+        chosen = settings(batch_max_chunk_mb=mb, batch_poll_seconds=0.01)
+        return Client(chosen, cache=cache, batch_store=batch_store, timeout=1.0)
+
+    source = tmp_path / "in.csv"
+    with source.open("w") as out:
+        out.write("id,zipcode,note\n")
+        out.writelines(f"{i},9000,{'x' * 1000}\n" for i in range(3000))
+
+    def stop(_: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client(1).score_file(source, tmp_path / "out.csv", progress=after_rows(1, stop))
+    job = only_job(batch_store)
+    sent = len(chunk_sends(eager))
+    assert client(4).resume_batch(job).rows == 3000
+    assert len(chunk_sends(eager)) == sent  # the chunks in Redis were reused, none rescored
+    lines = (tmp_path / "out.csv").read_bytes().splitlines()
+    assert [line.split(b",")[0] for line in lines[1:]] == [b"%d" % i for i in range(3000)]
