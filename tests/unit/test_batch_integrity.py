@@ -554,3 +554,24 @@ def test_a_resume_cuts_the_same_chunks_after_the_chunk_limit_setting_changed(
     assert len(chunk_sends(eager)) == sent  # the chunks in Redis were reused, none rescored
     lines = (tmp_path / "out.csv").read_bytes().splitlines()
     assert [line.split(b",")[0] for line in lines[1:]] == [b"%d" % i for i in range(3000)]
+
+
+def test_an_unexpected_error_still_prints_the_contract_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last line of defence printed one line on stderr and nothing on stdout, --json or
+    not: a caller parsing stdout got nothing to parse."""
+
+    def broken() -> Client:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "make_client", broken)
+    source = portfolio(tmp_path / "in.csv", 3)
+    argv = ["zipscore", "score", str(source), "-o", str(tmp_path / "o.csv"), "--json"]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["error"]["code"] == "BACKEND_UNAVAILABLE"
+    assert printed.err == "zipscore: unexpected RuntimeError; see the worker logs\n"
