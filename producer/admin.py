@@ -48,33 +48,29 @@ def migrate() -> list[int]:
         raise _database_unavailable(exc) from None
 
 
-def read_table_file(path: Path, limit: int) -> str:
-    """The text of a risk-table file of at most `limit` bytes, read without holding more.
+def refuse_oversized(path: Path, limit: int) -> None:
+    """Refuse a risk-table file of more than `limit` bytes before it is parsed.
 
-    The size is counted while reading, not taken from the file's metadata: a device or a
-    pipe (`/dev/zero`) reports a size of 0 and never ends.
+    The size is counted while reading, a block at a time, not taken from the file's
+    metadata: a device or a pipe (`/dev/zero`) reports a size of 0 and never ends.
 
     Raises:
-        ZipscoreError: BAD_INPUT_FILE if it cannot be read, is larger, or is not UTF-8.
+        ZipscoreError: BAD_INPUT_FILE if it cannot be read or is larger.
     """
+    size = 0
     try:
         with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+            while block := handle.read(min(1024 * 1024, limit + 1)):
+                size += len(block)
+                if size > limit:
+                    raise ZipscoreError(
+                        ErrorCode.BAD_INPUT_FILE,
+                        f"{path} is larger than {limit // (1024 * 1024)} MB "
+                        "(ZIPSCORE_TABLE_MAX_MB): not a risk table",
+                    )
     except OSError as exc:
         raise ZipscoreError(
             ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: {type(exc).__name__}"
-        ) from None
-    if len(data) > limit:
-        raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE,
-            f"{path} is larger than {limit // (1024 * 1024)} MB (ZIPSCORE_TABLE_MAX_MB): "
-            "not a risk table",
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: UnicodeDecodeError"
         ) from None
 
 
@@ -86,7 +82,13 @@ def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
     from worker.cache import cache_from_settings
     from worker.risk_table import parse_text
 
-    text = read_table_file(path, get_settings().table_max_mb * 1024 * 1024)
+    refuse_oversized(path, get_settings().table_max_mb * 1024 * 1024)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: {type(exc).__name__}"
+        ) from None
     rules = parse_text(text)
     try:
         with db.connect() as conn:
