@@ -346,17 +346,25 @@ def test_a_chunk_size_out_of_range_is_refused(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """2**64 was an "unexpected OverflowError" with nothing on stdout, and a job left behind."""
+    """2**64 was an "unexpected OverflowError" with nothing on stdout, and a job left behind.
+    Now it is refused as any bad option value is (`--chunk-size abc`: the usage error's code,
+    exit status 2, one line, the JSON on stdout)."""
     source = portfolio(tmp_path / "in.csv", 5)
-    argv = ["score", str(source), "-o", str(tmp_path / "o.csv"), "--chunk-size", size, "--json"]
-    monkeypatch.setattr("sys.argv", ["zipscore", *argv])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    assert exited.value.code == 2
-    printed = capsys.readouterr()
-    assert json.loads(printed.out)["error"]["code"] == "BAD_INPUT_FILE"
-    assert printed.err.startswith("zipscore: BAD_INPUT_FILE: ")
-    assert printed.err.count("\n") == 1
+
+    def run(value: str) -> tuple[object, str, str]:
+        argv = ["score", str(source), "-o", str(tmp_path / "o.csv"), "--chunk-size", value]
+        monkeypatch.setattr("sys.argv", ["zipscore", *argv, "--json"])
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        printed = capsys.readouterr()
+        code = json.loads(printed.out)["error"]["code"]
+        assert printed.err.startswith(f"zipscore: {code}: ")
+        assert printed.err.count("\n") == 1
+        return exited.value.code, code, printed.err
+
+    status, code, _ = run("abc")
+    assert status == 2
+    assert run(size)[:2] == (status, code)
     assert (eager, job_keys(batch_store)) == ([], [])
     with pytest.raises(ZipscoreError) as caught:  # the gateway's path, without the CLI
         Client(settings(), batch_store=batch_store).score_file(
