@@ -39,6 +39,7 @@ How the guarantees are kept:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import math
@@ -803,8 +804,10 @@ def _create_partial(output: Path, target: Path, job: str) -> Path:
     try:
         os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as exc:
+        # A full disk is the server's state, not the caller's choice of path.
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE,
+            ErrorCode.BACKEND_UNAVAILABLE if full else ErrorCode.BAD_INPUT_FILE,
             f"{output}: cannot create a file in {target.parent} "
             f"({exc.strerror or type(exc).__name__})",
         ) from None

@@ -10,6 +10,7 @@ real processes: tests/e2e/test_batch_integrity_e2e.py.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import resource
@@ -22,6 +23,7 @@ import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
+from producer import batch as batch_runner
 from producer import cli, gateway
 from producer.batch import BatchRunner
 from producer.client import Client
@@ -583,3 +585,25 @@ def test_an_unexpected_error_still_prints_the_contract_json(
     printed = capsys.readouterr()
     assert json.loads(printed.out)["error"]["code"] == "BACKEND_UNAVAILABLE"
     assert printed.err == "zipscore: unexpected RuntimeError; see the worker logs\n"
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (errno.ENOSPC, ErrorCode.BACKEND_UNAVAILABLE),  # the server's disk: retry later
+        (errno.EDQUOT, ErrorCode.BACKEND_UNAVAILABLE),
+        (errno.EACCES, ErrorCode.BAD_INPUT_FILE),  # the caller's choice of path
+        (errno.EROFS, ErrorCode.BAD_INPUT_FILE),
+    ],
+)
+def test_an_output_directory_where_no_file_can_be_created_is_a_contract_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int, code: ErrorCode
+) -> None:
+    def refused(*args: Any) -> int:
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr("producer.batch.os.open", refused)
+    with pytest.raises(ZipscoreError) as caught:
+        batch_runner._create_partial(tmp_path / "out.csv", tmp_path / "out.csv", "0123456789abcdef")
+    assert caught.value.code is code
+    assert os.strerror(error) in caught.value.message
