@@ -48,6 +48,32 @@ def migrate() -> list[int]:
         raise _database_unavailable(exc) from None
 
 
+def refuse_oversized(path: Path, limit: int) -> None:
+    """Refuse a risk-table file of more than `limit` bytes before it is parsed.
+
+    The size is counted while reading, a block at a time, not taken from the file's
+    metadata: a device or a pipe (`/dev/zero`) reports a size of 0 and never ends.
+
+    Raises:
+        ZipscoreError: BAD_INPUT_FILE if it cannot be read or is larger.
+    """
+    size = 0
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(min(1024 * 1024, limit + 1)):
+                size += len(block)
+                if size > limit:
+                    raise ZipscoreError(
+                        ErrorCode.BAD_INPUT_FILE,
+                        f"{path} is larger than {limit // (1024 * 1024)} MB "
+                        "(ZIPSCORE_TABLE_MAX_MB): not a risk table",
+                    )
+    except OSError as exc:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: {type(exc).__name__}"
+        ) from None
+
+
 def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
     """Parse the table at `path` (all or nothing), load it, and retire cached answers."""
     import psycopg
@@ -56,6 +82,7 @@ def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
     from worker.cache import cache_from_settings
     from worker.risk_table import parse_file
 
+    refuse_oversized(path, get_settings().table_max_mb * 1024 * 1024)
     try:
         rules = parse_file(path)  # in blocks: a 100 MB line is never held whole
     except (OSError, UnicodeDecodeError) as exc:

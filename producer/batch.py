@@ -18,9 +18,20 @@ How the guarantees are kept:
   and checked-and-set atomically (WATCH/MULTI on the holder's token); every write of the
   job's state checks the lease in the same transaction, so a producer that lost it stops.
 - Resume: after each chunk is written (and flushed) the job hash records chunks done and the
-  input and output byte offsets. A resumed run truncates the output to the recorded offset
-  and cuts chunks again from the recorded input offset (chunking is deterministic), reusing
-  outputs already in Redis, so finished chunks are never scored again.
+  input and output byte offsets. A resumed run truncates the job's partial output to the
+  recorded offset and cuts chunks again from the recorded input offset (chunking is
+  deterministic), reusing outputs already in Redis, so finished chunks are never scored again.
+- Exactly the bytes checked: the input is opened once and that open file is both checked and
+  cut (a file renamed over the path later is never read). The check digests the bytes it
+  read; the job digests the bytes it cuts, reads no further than the checked size, and
+  compares digest, size, modification time and inode before it finishes: any difference
+  fails the job with BAD_INPUT_FILE ("input changed while scoring"), never a `done`.
+- Output tied to its job: rows go to a partial file beside the target (same directory, so
+  the same filesystem), which is fsynced and renamed over the target only once every chunk
+  is written. A target that is the input (same inode) or not a regular file is refused, and
+  so is a target that another running job is writing (a Redis lock keyed by its real path,
+  held and renewed with the job's lease: it works across hosts, as the lease does, and a
+  killed producer's lock expires with its lease).
 - One table version per job: the job pins the table version it starts with
   (`batch.pin_table`) and every chunk is scored with that version's copy.
 """
@@ -28,10 +39,13 @@ How the guarantees are kept:
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import logging
 import math
 import os
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -42,7 +56,16 @@ from typing import Any, BinaryIO, Protocol
 
 from pydantic import BaseModel
 
-from producer.csv_chunks import BOM, InputLayout, inspect_input, iter_chunks, read_chunk
+from producer.csv_chunks import (
+    BOM,
+    MB,
+    InputLayout,
+    RowTooLong,
+    inspect_handle,
+    iter_chunks,
+    open_input,
+    read_chunk,
+)
 from producer.progress import Reporter
 from worker import batch_store
 from worker.batch import output_header
@@ -54,6 +77,7 @@ logger = logging.getLogger(__name__)
 JOB_ID = batch_store.JOB_ID  # whole text only (\A...\Z); the gateway checks job ids with it
 FAILED_STATES = frozenset({"FAILURE", "REVOKED"})
 STATE_CHECK_AFTER = 1.0  # seconds a chunk may run before its task state is looked at
+MAX_CHUNK_LINES = 1_000_000  # as ZIPSCORE_BATCH_CHUNK_SIZE's own limit
 
 
 class BatchSummary(BaseModel):
@@ -70,7 +94,8 @@ class BatchSummary(BaseModel):
 
 
 class JobProgress(BaseModel):
-    """A job's progress and counts; `state` is running, interrupted (resumable) or done."""
+    """A job's progress and counts; `state` is running, interrupted (resumable), done, or
+    failed (its input was refused while it ran: it cannot be resumed)."""
 
     job_id: str
     state: str
@@ -138,6 +163,7 @@ class _LeaseKeeper:
         self.job = job
         self.owner = owner
         self.seconds = seconds
+        self.output: str | None = None  # the output path this job has locked, once it has
         self.renewed_at = time.monotonic()  # the lease was just taken
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -157,6 +183,9 @@ class _LeaseKeeper:
         while not self._stop.wait(self.seconds / 3):
             try:
                 renewed = self.store.renew_lease(self.job, self.owner, self.seconds)
+                if renewed and self.output is not None:
+                    holder = self.store.claim_output(self.output, self.job, self.seconds)
+                    renewed = holder is None
             except Exception as exc:  # Redis away for now: held() runs out by itself
                 logger.warning("job %s: lease not renewed (%s)", self.job, type(exc).__name__)
                 continue
@@ -170,11 +199,39 @@ class _LeaseKeeper:
         return not self.lost.is_set() and time.monotonic() - self.renewed_at < self.seconds
 
     def check(self) -> None:
-        """Raise TIMEOUT unless the lease is still held."""
+        """Raise TIMEOUT unless the lease is still held (BACKEND_UNAVAILABLE if the job's
+        record is gone with it: nothing is left to resume)."""
         if not self.held():
+            if self.lost.is_set() and self.store.get_job(self.job) is None:
+                raise record_lost(self.job)
             raise ZipscoreError(
                 ErrorCode.TIMEOUT, f"job {self.job} was taken by another producer (lease lost)"
             )
+
+
+class JobFailed(ZipscoreError):
+    """The job cannot be finished, by this run or a resume: it is marked failed."""
+
+
+class OutputBusy(ZipscoreError):
+    """The output path is locked by another running job (refused; the job itself is fine)."""
+
+
+def record_lost(job: str) -> ZipscoreError:
+    """The error of a job whose record vanished from Redis mid-run: it cannot be resumed."""
+    return ZipscoreError(
+        ErrorCode.BACKEND_UNAVAILABLE,
+        f"job {job}'s record was lost from Redis (flushed, evicted or expired): "
+        "start the job again without --resume",
+    )
+
+
+def input_changed(path: str) -> ZipscoreError:
+    return ZipscoreError(
+        ErrorCode.BAD_INPUT_FILE,
+        f"{path}: input changed while scoring (the job failed; score the file again once "
+        "nothing writes to it)",
+    )
 
 
 def _quiet(job: str, total: int) -> Reporter:
@@ -208,28 +265,44 @@ class BatchRunner:
                 scored; TIMEOUT or BACKEND_UNAVAILABLE if the queue or workers fail.
         """
         began = time.monotonic()
-        layout = inspect_input(source, zipcode_column)
-        if output.resolve() == source.resolve():
-            raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, "the output would overwrite the input")
-        if not output.resolve().parent.is_dir():
+        lines = self.settings.batch_chunk_size if chunk_size is None else chunk_size
+        if not 1 <= lines <= MAX_CHUNK_LINES:
             raise ZipscoreError(
-                ErrorCode.BAD_INPUT_FILE, f"{output}: no such directory for the output"
+                ErrorCode.BAD_INPUT_FILE, f"the chunk size must be 1-{MAX_CHUNK_LINES} lines"
             )
-        lines = chunk_size or self.settings.batch_chunk_size
-        if lines < 1:
-            raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, "the chunk size must be at least 1")
-        version = int(self._pin(None)["version"])
-        job = uuid.uuid4().hex[:16]
-        fields = _new_job_fields(layout, output.resolve(), zipcode_column, lines, version)
-        fields["seconds"] = round(time.monotonic() - began, 3)  # checking and pinning count
-        self.store.create_job(job, fields)
-        return self._run(job, progress, layout)
+        max_bytes = self.settings.batch_max_chunk_mb * MB
+        with open_input(source) as handle:
+            layout = inspect_handle(handle, source, zipcode_column, max_bytes=max_bytes)
+            target = _output_target(output, os.fstat(handle.fileno()))
+            job = uuid.uuid4().hex[:16]
+            self._claim_output(job, str(target))
+            partial: Path | None = None
+            try:
+                partial = _create_partial(output, target, job)  # before anything is pinned
+                version = int(self._pin(None)["version"])
+                fields = _new_job_fields(layout, target, zipcode_column, lines, version)
+                fields.update(partial=str(partial), chunk_bytes=max_bytes)
+                fields["seconds"] = round(time.monotonic() - began, 3)  # checking and pinning
+                self.store.create_job(job, fields)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.store.release_output(str(target), job)
+                if partial is not None:
+                    partial.unlink(missing_ok=True)
+                raise
+            return self._run(job, progress, source=handle, layout=layout)
 
     def resume(self, job: str, *, progress: ProgressFactory = _quiet) -> BatchSummary:
         """Finish an interrupted job from its last written chunk."""
         record = self._job(job)
         if record["state"] == "done":
             return _summary(job, record)
+        if record["state"] == "failed":
+            raise ZipscoreError(
+                ErrorCode.BAD_INPUT_FILE,
+                f"job {job} failed ({record.get('error', 'its input was refused')}): "
+                "it cannot be resumed; score the file again as a new job",
+            )
         return self._run(job, progress)
 
     def status(self, job: str) -> JobStatus:
@@ -277,6 +350,16 @@ class BatchRunner:
         wait = self.settings.batch_chunk_deadline_seconds
         return self.client.call("batch.pin_table", version, timeout=wait)
 
+    def _claim_output(self, job: str, target: str) -> None:
+        """Lock the output path for `job`, or refuse it: another running job writes there."""
+        holder = self.store.claim_output(target, job, self.settings.batch_lease_seconds)
+        if holder is not None:
+            raise OutputBusy(
+                ErrorCode.BAD_INPUT_FILE,
+                f"{target}: another running job ({holder}) is writing this output; "
+                "choose another path or wait for that job to end",
+            )
+
     def _acquire(self, job: str) -> None:
         """Hold the job's lease, waiting out the lease of a producer that was killed."""
         deadline = time.monotonic() + self.settings.batch_lease_seconds + 1
@@ -288,46 +371,92 @@ class BatchRunner:
             time.sleep(0.2)
 
     def _run(
-        self, job: str, progress: ProgressFactory, layout: InputLayout | None = None
+        self,
+        job: str,
+        progress: ProgressFactory,
+        *,
+        source: BinaryIO | None = None,
+        layout: InputLayout | None = None,
     ) -> BatchSummary:
-        """Run the job to its end; `layout` is given by a fresh start (checked and pinned).
+        """Run the job to its end; `source` and `layout` are given by a fresh start.
 
         The lease is renewed from a thread for the whole run (`_LeaseKeeper`), and every
         write of the job's state checks, in the same Redis transaction, that this producer
         still holds it: a producer that lost its lease stops and leaves the job alone.
+        A refused input (it changed while scoring) fails the job for good: its partial
+        output is removed and a resume is refused.
         """
         self._acquire(job)
         keeper = _LeaseKeeper(self.store, job, self.owner, self.settings.batch_lease_seconds)
+        record: dict[str, str] = {}
         try:
-            with keeper:
+            with keeper, contextlib.ExitStack() as files:
                 record = self._job(job)
-                if layout is None:
-                    layout = _check_input(record)
+                keeper.output = record["output"]
+                if source is None or layout is None:
+                    self._claim_output(job, record["output"])
+                    source = files.enter_context(open_input(Path(record["input"])))
+                    layout = _check_input(record, source, self.settings)
+                    if _published(record, layout):  # stopped between the rename and `done`
+                        done = {"state": "done", "chunks_total": record["chunks_done"]}
+                        self._update(job, keeper, done)
+                        return _summary(job, self._job(job))
                     self._pin(int(record["version"]))
                     self._update(job, keeper, {"state": "running"})
-                with (
-                    layout.path.open("rb") as source,
-                    _open_output(record) as sink,
-                    progress(job, int(record["lines_total"])) as reporter,
-                ):
-                    _JobLoop(
-                        self,
-                        job,
-                        record,
-                        source=source,
-                        sink=sink,
-                        reporter=reporter,
-                        keeper=keeper,
-                    ).run()
+                sink = files.enter_context(_open_output(record))
+                reporter = files.enter_context(progress(job, int(record["lines_total"])))
+                _JobLoop(
+                    self,
+                    job,
+                    record,
+                    source=source,
+                    layout=layout,
+                    sink=sink,
+                    reporter=reporter,
+                    keeper=keeper,
+                ).run()
             return _summary(job, self._job(job))
+        except ZipscoreError as exc:
+            refused = exc.code is ErrorCode.BAD_INPUT_FILE and not isinstance(exc, OutputBusy)
+            if (refused or isinstance(exc, JobFailed)) and record and keeper.held():
+                self._fail(job, record, exc)
+                raise
+            self._interrupt(job, keeper, record)
+            if record and self._record_gone(job):
+                # Whatever failed first (a chunk whose pinned table went with it, a lease),
+                # the job is unrecoverable: say so, rather than suggest a resume.
+                raise record_lost(job) from None
+            raise
         except BaseException:
-            if keeper.held():
-                with contextlib.suppress(Exception):
-                    self.store.update_job(job, {"state": "interrupted"}, owner=self.owner)
+            self._interrupt(job, keeper, record)
             raise
         finally:
             with contextlib.suppress(Exception):
                 self.store.release_lease(job, self.owner)
+            if record:
+                with contextlib.suppress(Exception):
+                    self.store.release_output(record["output"], job)
+
+    def _record_gone(self, job: str) -> bool:
+        try:
+            return self.store.get_job(job) is None
+        except Exception:  # Redis unreachable: nothing is known to be gone
+            return False
+
+    def _interrupt(self, job: str, keeper: _LeaseKeeper, record: dict[str, str]) -> None:
+        """Leave the job resumable; if its record is gone, its partial output goes too."""
+        with contextlib.suppress(Exception):
+            if keeper.held():
+                self.store.update_job(job, {"state": "interrupted"}, owner=self.owner)
+            if record and self.store.get_job(job) is None:
+                _remove_partial(record)
+
+    def _fail(self, job: str, record: dict[str, str], exc: ZipscoreError) -> None:
+        """Mark the job failed with its error (never resumed), and remove its partial file."""
+        error = f"{exc.code.value}: {exc.message}"[:500]
+        with contextlib.suppress(Exception):
+            self.store.update_job(job, {"state": "failed", "error": error}, owner=self.owner)
+        _remove_partial(record)
 
     def _update(
         self,
@@ -342,10 +471,7 @@ class BatchRunner:
         if self.store.update_job(job, fields, written_chunk=written_chunk, owner=self.owner):
             return
         if self.store.get_job(job) is None:
-            raise ZipscoreError(
-                ErrorCode.BACKEND_UNAVAILABLE,
-                f"job {job}'s record is gone from Redis (expired or evicted): score the file again",
-            )
+            raise record_lost(job)
         keeper.lost.set()
         keeper.check()
 
@@ -360,11 +486,14 @@ class _JobLoop:
         record: dict[str, str],
         *,
         source: BinaryIO,
+        layout: InputLayout,
         sink: BinaryIO,
         reporter: Reporter,
         keeper: _LeaseKeeper,
     ) -> None:
         self.runner = runner
+        self.layout = layout
+        self.record = record
         self.keeper = keeper
         self.store = runner.store
         self.settings = runner.settings
@@ -387,6 +516,10 @@ class _JobLoop:
         self.seconds_before = float(record["seconds"])
         self.started = time.monotonic()
         self.lines = int(record["chunk_size"])
+        # Recorded at the start: a resume cuts the same chunks whatever the settings are now.
+        self.max_bytes = int(record.get("chunk_bytes") or self.settings.batch_max_chunk_mb * MB)
+        self.cut_digest = hashlib.sha256()  # of the bytes cut, compared with the check's
+        self.cut_end = self.input_offset
         # Chunks a killed producer had in flight may be scored already: look before sending.
         self.reuse_below = self.next_write + self.settings.batch_in_flight
         self.in_flight: dict[int, _Flight] = {}
@@ -397,16 +530,23 @@ class _JobLoop:
             self.input_offset,
             self.next_write,
             lines=self.lines,
-            max_bytes=self.settings.batch_max_chunk_mb * 1024 * 1024,
+            max_bytes=self.max_bytes,
+            end=self.layout.size,
         )
         exhausted = False
         self.reporter.update(self.counts["rows"])
         while True:
             while not exhausted and len(self.in_flight) < self.settings.batch_in_flight:
-                chunk = next(chunks, None)
+                try:
+                    chunk = next(chunks, None)
+                except RowTooLong:  # the check found no such row: the file has changed
+                    raise input_changed(self.record["input"]) from None
                 if chunk is None:
                     exhausted = True
+                    self._check_input_unchanged()
                     break
+                self.cut_digest.update(chunk.data)
+                self.cut_end = chunk.end
                 if chunk.index < self.reuse_below and self.store.has_chunk(self.job, chunk.index):
                     self.in_flight[chunk.index] = _Flight(chunk.start, chunk.end, None, 0.0)
                 else:
@@ -444,8 +584,7 @@ class _JobLoop:
                     self._resend(self.next_write, flight)
                 return wrote
             self.keeper.check()  # never write the output after losing the lease
-            self.sink.write(stored.data)
-            self.sink.flush()
+            self._write(stored.data)
             self.output_offset += len(stored.data)
             self.input_offset = flight.end
             self.counts["rows"] += stored.rows
@@ -458,6 +597,39 @@ class _JobLoop:
             self.reporter.update(self.counts["rows"])
             wrote = True
         return wrote
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.sink.write(data)
+            self.sink.flush()
+        except OSError as exc:
+            raise ZipscoreError(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                f"cannot write the output {self.sink.name} ({exc.strerror or type(exc).__name__})",
+            ) from None
+
+    def _check_input_unchanged(self) -> None:
+        """Every byte checked was cut, nothing else, and the open file is still that file."""
+        layout = self.layout
+        fd = self.source.fileno()
+        if (
+            self.cut_end != layout.size
+            or self.cut_digest.hexdigest() != layout.cut_digest
+            or layout.changed(os.fstat(fd))
+            or os.pread(fd, 1, layout.size)
+        ):
+            raise input_changed(self.record["input"])
+
+    def _check_rows(self) -> None:
+        """The rows written are the rows checked: without quotes one a line; with quotes
+        (a quoted field may join lines into a row) no more than the lines."""
+        rows, lines = self.counts["rows"], int(self.record["lines_total"])
+        if rows > lines or (not self.layout.quotes and rows != lines):
+            raise JobFailed(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                f"job {self.job} wrote {rows} rows of the {lines} lines checked: its output "
+                "is not published; score the file again",
+            )
 
     def _progress(self) -> dict[str, Any]:
         return {
@@ -507,6 +679,8 @@ class _JobLoop:
                 f"chunk {index} of job {self.job} failed {flight.attempts - 1} times; "
                 f"once workers are healthy: zipscore score --resume {self.job}",
             )
+        if self.layout.changed(os.fstat(self.source.fileno())):
+            raise input_changed(self.record["input"])
         data = read_chunk(self.source, flight.start, flight.end)
         flight.task = self._send(index, data)
         flight.sent_at = time.monotonic()
@@ -517,6 +691,11 @@ class _JobLoop:
         self.runner._update(self.job, self.keeper, fields, written_chunk=written_chunk)
 
     def _finish(self) -> None:
+        """Check the input once more, then put the output in place, then record `done`."""
+        self._check_input_unchanged()
+        self._check_rows()
+        self.keeper.check()
+        _publish(self.sink, self.record)
         fields = {**self._progress(), "state": "done", "chunks_total": self.next_write}
         self._update(fields)
         self.store.redis.delete(self.store.done_key(self.job))
@@ -540,6 +719,8 @@ def _new_job_fields(
         "input": str(layout.path.resolve()),
         "output": str(output),
         "fingerprint": layout.fingerprint,
+        "inode": layout.inode,
+        "digest": layout.digest,
         "zipcode_column": zipcode_column,
         "column": layout.column,
         "columns": layout.columns,
@@ -562,38 +743,163 @@ def _new_job_fields(
     }
 
 
-def _check_input(record: dict[str, str]) -> InputLayout:
-    """The job's input, checked again; refused if it changed since the job started."""
-    layout = inspect_input(Path(record["input"]), record["zipcode_column"])
-    if layout.fingerprint != record["fingerprint"]:
+def _check_input(record: dict[str, str], handle: BinaryIO, settings: Settings) -> InputLayout:
+    """A resumed job's input, checked again; refused if it changed since the job started.
+
+    The bytes still to cut (from the recorded offset) are digested apart, for the job to
+    compare with what it cuts.
+    """
+    path = Path(record["input"])
+    layout = inspect_handle(
+        handle,
+        path,
+        record["zipcode_column"],
+        max_bytes=int(record.get("chunk_bytes") or settings.batch_max_chunk_mb * MB),
+        cut_from=int(record["input_offset"]),
+    )
+    recorded = (record["fingerprint"], record.get("inode"), record.get("digest"))
+    now = (layout.fingerprint, str(layout.inode), layout.digest)
+    # Records written before inodes and digests were recorded are compared on what they hold.
+    if any(old is not None and old != new for old, new in zip(recorded, now, strict=True)):
         raise ZipscoreError(
             ErrorCode.BAD_INPUT_FILE,
-            f"{layout.path} changed since job started (size or modification time): "
-            "score it again as a new job",
+            f"{layout.path} changed since job started (size, modification time, inode or "
+            "content): score it again as a new job",
         )
     return layout
 
 
+def _output_target(output: Path, source: os.stat_result) -> Path:
+    """Where the output goes (its real path), refused unless it can be a new regular file.
+
+    Raises:
+        ZipscoreError: BAD_INPUT_FILE if its directory is missing, or it exists and is the
+            input itself (same inode: a hard link, a symlink), a directory or a device.
+    """
+    try:
+        target = output.resolve()
+        parent_is_dir = target.parent.is_dir()
+        found: os.stat_result | None = os.stat(target) if target.exists() else None
+    except (OSError, RuntimeError) as exc:
+        raise ZipscoreError(
+            ErrorCode.BAD_INPUT_FILE,
+            f"{output}: not a usable output path ({getattr(exc, 'strerror', None) or exc})",
+        ) from None
+    if not parent_is_dir:
+        raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"{output}: no such directory for the output")
+    if found is not None:
+        if (found.st_dev, found.st_ino) == (source.st_dev, source.st_ino):
+            raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, "the output would overwrite the input")
+        if not stat.S_ISREG(found.st_mode):
+            kind = "a directory" if stat.S_ISDIR(found.st_mode) else "not a regular file"
+            raise ZipscoreError(
+                ErrorCode.BAD_INPUT_FILE, f"{output}: {kind}; the output must be a file path"
+            )
+    return target
+
+
+def _create_partial(output: Path, target: Path, job: str) -> Path:
+    """The job's partial output beside `target`, created empty (proving it can be written)."""
+    partial = target.with_name(f".{target.name[:160]}.{job}.part")
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        # A full disk is the server's state, not the caller's choice of path.
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise ZipscoreError(
+            ErrorCode.BACKEND_UNAVAILABLE if full else ErrorCode.BAD_INPUT_FILE,
+            f"{output}: cannot create a file in {target.parent} "
+            f"({exc.strerror or type(exc).__name__})",
+        ) from None
+    return partial
+
+
+def _published(record: dict[str, str], layout: InputLayout) -> bool:
+    """Whether every chunk was written and the output renamed into place already."""
+    target = Path(record["output"])
+    return (
+        bool(record.get("partial"))
+        and int(record["input_offset"]) == layout.size
+        and not Path(record["partial"]).exists()
+        and target.is_file()
+        and target.stat().st_size == int(record["output_offset"])
+    )
+
+
+def _partial(record: dict[str, str]) -> Path:
+    # A record from before partial files writes its output in place.
+    return Path(record.get("partial") or record["output"])
+
+
+def _remove_partial(record: dict[str, str]) -> None:
+    if record.get("partial"):
+        with contextlib.suppress(OSError):
+            Path(record["partial"]).unlink(missing_ok=True)
+
+
+def _publish(sink: BinaryIO, record: dict[str, str]) -> None:
+    """Make the finished output durable, then rename it over the target in one step."""
+    partial, target = _partial(record), Path(record["output"])
+    try:
+        sink.flush()
+        os.fsync(sink.fileno())
+        if partial != target:
+            os.replace(partial, target)
+            directory = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+    except OSError as exc:
+        raise ZipscoreError(
+            ErrorCode.BACKEND_UNAVAILABLE,
+            f"cannot put the output in place at {target} ({exc.strerror or type(exc).__name__})",
+        ) from None
+
+
 @contextlib.contextmanager
 def _open_output(record: dict[str, str]) -> Iterator[BinaryIO]:
-    """The output file, cut back to the last recorded chunk (or started afresh)."""
-    path = Path(record["output"])
+    """The job's partial output, cut back to the last recorded chunk (or started afresh)."""
+    path = _partial(record)
+    try:
+        sink = _reopen_output(path, record)
+    except OSError as exc:
+        raise ZipscoreError(
+            ErrorCode.BACKEND_UNAVAILABLE,
+            f"cannot write the output {path} ({exc.strerror or type(exc).__name__})",
+        ) from None
+    try:
+        yield sink
+    finally:
+        # Data a failed write left in the buffer fails again at close: the write's error
+        # is the one to report. A finished job has flushed and fsynced before this.
+        with contextlib.suppress(OSError):
+            sink.close()
+
+
+def _reopen_output(path: Path, record: dict[str, str]) -> BinaryIO:
     offset = int(record["output_offset"])
     if int(record["chunks_done"]) == 0 or offset == 0:
-        with path.open("wb") as fresh:
+        fresh = path.open("wb")
+        with contextlib.ExitStack() as closing:
+            closing.callback(fresh.close)
             header = output_header(record["header"]) + record["newline"]
             fresh.write((BOM if record["bom"] == "1" else b"") + header.encode("utf-8"))
             fresh.flush()
             record["output_offset"] = str(fresh.tell())
-            yield fresh
-        return
+            closing.pop_all()
+        return fresh
     try:
         sink = path.open("r+b")
-    except OSError as exc:
+    except FileNotFoundError:
         raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE, f"{path}: cannot reopen the output ({exc.strerror})"
+            ErrorCode.BAD_INPUT_FILE,
+            f"{path}: the job's partial output is gone: score the file again as a new job",
         ) from None
-    with sink:
+    with contextlib.ExitStack() as closing:
+        closing.callback(sink.close)
+        if not stat.S_ISREG(os.fstat(sink.fileno()).st_mode):
+            raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"{path}: not a regular file")
         if os.fstat(sink.fileno()).st_size < offset:
             raise ZipscoreError(
                 ErrorCode.BAD_INPUT_FILE,
@@ -601,7 +907,8 @@ def _open_output(record: dict[str, str]) -> Iterator[BinaryIO]:
             )
         sink.truncate(offset)
         sink.seek(offset)
-        yield sink
+        closing.pop_all()
+    return sink
 
 
 def _summary(job: str, record: dict[str, str]) -> BatchSummary:

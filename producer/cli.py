@@ -161,7 +161,9 @@ def index_remove_month(base_year: str, month: str, as_json: bool) -> None:
 @click.argument("source", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write.")
 @click.option("--zipcode-column", default="zipcode", show_default=True, help="Column name.")
-@click.option("--chunk-size", type=click.IntRange(min=1), help="Lines per chunk.")
+@click.option(
+    "--chunk-size", type=click.IntRange(1, 1_000_000), help="Lines per chunk (1-1000000)."
+)
 @click.option("--resume", "resume_job", metavar="JOB_ID", help="Finish an interrupted job.")
 @json_option
 def score(
@@ -189,6 +191,17 @@ def score(
         started.append(job)
         return progress_for(job, total)
 
+    def resume_hint(client: Any) -> str | None:
+        """The job to resume, if there is one a resume can finish (never a lost record)."""
+        if not started:
+            return None
+        try:
+            state = client.batch_status(started[0]).state
+        except Exception:  # lost, expired or unreachable: a resume would not find it
+            return None
+        return started[0] if state in ("interrupted", "running") else None
+
+    client: Any = None
     try:
         client = make_client()
         if resume_job is not None:
@@ -204,11 +217,12 @@ def score(
                 progress=progress,
             )
     except ZipscoreError as exc:
-        if started and not exc.code.is_refused_input:
-            exc.message += f" (resume with: zipscore score --resume {started[0]})"
+        if not exc.code.is_refused_input and (job := resume_hint(client)) is not None:
+            exc.message += f" (resume with: zipscore score --resume {job})"
         fail(exc, as_json)
     except KeyboardInterrupt:
-        hint = f"; resume with: zipscore score --resume {started[0]}" if started else ""
+        job = resume_hint(client)
+        hint = f"; resume with: zipscore score --resume {job}" if job else ""
         click.echo(f"zipscore: interrupted{hint}", err=True)
         sys.exit(1)
     human = (
@@ -350,6 +364,9 @@ def main() -> None:
     except ZipscoreError as exc:
         fail(exc, as_json="--json" in sys.argv)
     except Exception as exc:  # the last line of defence: no traceback reaches a user
+        if "--json" in sys.argv:  # still the contract's JSON, as every other failure
+            error = ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, f"unexpected {type(exc).__name__}")
+            click.echo(json.dumps(error.to_json()))
         click.echo(f"zipscore: unexpected {type(exc).__name__}; see the worker logs", err=True)
         sys.exit(1)
 

@@ -9,6 +9,7 @@ it imports redis only, so producers can use it without the worker's dependencies
     <prefix>:batch:<job>:done          list of chunk indexes as they complete (wake-ups only)
     <prefix>:batch:job:<job>           hash: the job's parameters and its progress, TTL
     <prefix>:batch:job:<job>:lease     which producer is running the job, short TTL
+    <prefix>:batch:output:<sha256>     which job is writing an output path, short TTL
 
 Task messages stay small (a claim check): the rows travel as raw bytes under their input key,
 never JSON-escaped and base64-encoded inside a message. A chunk's output is a pure function
@@ -18,6 +19,7 @@ identical value: SET is safe to repeat.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -76,6 +78,10 @@ class BatchStore:
 
     def lease_key(self, job: str) -> str:
         return f"{self.job_key(job)}:lease"
+
+    def output_key(self, path: str) -> str:
+        """The lock of an output path (its real path, hashed: any length, any bytes)."""
+        return f"{self._prefix}:output:{hashlib.sha256(path.encode()).hexdigest()}"
 
     # -- pinned tables -------------------------------------------------------------------
 
@@ -223,6 +229,46 @@ class BatchStore:
 
         def free(pipe: Any) -> bool:
             if not _holds(pipe.get(key), owner):
+                return False
+            pipe.multi()
+            pipe.delete(key)
+            return True
+
+        return self._transaction(free, key)
+
+    def claim_output(self, path: str, job: str, seconds: float) -> str | None:
+        """Lock output `path` for `job` (or renew its lock): None, or the job holding it.
+
+        Keyed by the path, held by the job (not by a producer): a job resumed by another
+        producer takes its own lock back, a second job writing the same path is refused.
+        Renewed with the job's lease and let go with it; a killed producer's lock expires
+        as its lease does.
+        """
+        key = self.output_key(path)
+        ms = max(1, int(seconds * 1000))
+
+        def claim(pipe: Any) -> str | None:
+            raw = pipe.get(key)
+            holder = None if raw is None else _bytes(raw).decode()
+            if holder not in (None, job):
+                return holder
+            pipe.multi()
+            pipe.set(key, job, px=ms)
+            return None
+
+        outcome: Any = self.redis.transaction(
+            claim,  # type: ignore[arg-type]  # redis-py types it as returning None
+            key,
+            value_from_callable=True,
+        )
+        return None if outcome is None else str(outcome)
+
+    def release_output(self, path: str, job: str) -> bool:
+        """Unlock output `path` if `job` holds it."""
+        key = self.output_key(path)
+
+        def free(pipe: Any) -> bool:
+            if not _holds(pipe.get(key), job):
                 return False
             pipe.multi()
             pipe.delete(key)

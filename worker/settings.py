@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     batch_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
     batch_lease_seconds: float = Field(default=15.0, gt=0, le=3_600)
     batch_poll_seconds: float = Field(default=0.05, gt=0, le=10)
+    table_max_mb: int = Field(default=64, ge=1, le=4096)
     gateway_upload_dir: Path = Path("var/uploads")
     gateway_max_upload_mb: int = Field(default=100, ge=1, le=100_000)
     gateway_threads: int = Field(default=32, ge=1, le=1_000)

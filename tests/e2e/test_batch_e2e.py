@@ -235,3 +235,52 @@ def test_lookups_stay_fast_while_a_large_batch_runs(
     assert busy <= max(5 * idle, 0.05), (
         f"lookup p99 {busy * 1000:.1f} ms under a batch, idle {idle * 1000:.1f} ms"
     )
+
+
+# -- the input and the output belong to the job (real producer processes) --------------------
+
+
+def test_an_input_rewritten_mid_run_fails_the_job_and_publishes_nothing(
+    env: dict[str, str], start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """`cp other.csv in.csv` 1 s into a job (the same inode, rewritten) ended `done`, exit 0,
+    with a third of the rows."""
+    source = portfolio(tmp_path / "in.csv", 60_000)
+    start_worker()
+    running = producer(
+        env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "100", "--json"
+    )
+    job = wait_for_chunks(env, 20, running)
+    with source.open("r+b") as f:  # rewritten in place, shorter: what cp or > does
+        f.truncate(0)
+        f.write(b"id,zipcode,note\n" + b"1,9000,x\n" * 1000)
+    stdout, stderr = running.communicate(timeout=120)
+    assert running.returncode == 2, stderr
+    last = stderr.splitlines()[-1]  # after the progress lines
+    assert last.startswith("zipscore: BAD_INPUT_FILE: ")
+    assert "input changed while scoring" in last
+    assert json.loads(stdout)["error"]["code"] == "BAD_INPUT_FILE"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".csv") == ["in.csv"]
+    assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+    status = json.loads(console("job", "status", job, "--json", env=env).stdout)
+    assert status["state"] == "failed"
+
+
+def test_a_second_producer_into_the_same_output_is_refused(
+    env: dict[str, str], start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """Two runs into one output both exited 0 with an interleaved file."""
+    first = portfolio(tmp_path / "first.csv", 40_000)
+    second = tmp_path / "second.csv"
+    second.write_text("id,zipcode,note\n" + "".join(f"s{i},9000,x\n" for i in range(500)))
+    start_worker()
+    target = str(tmp_path / "out.csv")
+    running = producer(env, "score", str(first), "-o", target, "--chunk-size", "100")
+    wait_for_chunks(env, 10, running)
+    refused = console("score", str(second), "-o", target, "--json", env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert "another running job" in refused.stderr
+    assert json.loads(refused.stdout)["error"]["code"] == "BAD_INPUT_FILE"
+    _, stderr = running.communicate(timeout=120)
+    assert running.returncode == 0, stderr
+    check(tmp_path / "out.csv", 40_000)

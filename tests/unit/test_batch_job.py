@@ -225,14 +225,19 @@ def test_resume_continues_from_the_recorded_offsets_without_rescoring(
     record = batch_store.get_job(job_id)
     assert record is not None
     assert (record["state"], record["chunks_done"], record["rows"]) == ("interrupted", "3", "30")
-    assert (tmp_path / "out.csv").stat().st_size == int(record["output_offset"])
+    # Rows go to the job's partial file; the target appears only once the job is done.
+    assert not (tmp_path / "out.csv").exists()
+    partial = Path(record["partial"])
+    assert partial.parent == tmp_path
+    assert partial.stat().st_size == int(record["output_offset"])
     sent_before = len(chunk_sends(eager))
     # The killed producer may have left bytes past the recorded offset: they are cut away.
-    with (tmp_path / "out.csv").open("ab") as out:
+    with partial.open("ab") as out:
         out.write(b"half a chunk,")
     summary = client.resume_batch(job_id)
     check_output(tmp_path / "out.csv", 90)
     assert summary.rows == 90
+    assert not partial.exists()
     resent = chunk_sends(eager)[sent_before:]
     assert min(resent) >= 3
     # Chunks 3..5 were in flight when the producer stopped: their outputs were reused.
@@ -435,9 +440,11 @@ def test_a_job_record_that_expired_mid_run_is_not_recreated_and_reads_as_unknown
 
     with pytest.raises(ZipscoreError) as caught:
         score_40_rows_reporting_to(ExpiresAfter10Rows, client, tmp_path)
-    assert "gone from Redis" in caught.value.message
+    assert "lost from Redis" in caught.value.message
+    assert "without --resume" in caught.value.message  # no resume can find the job
     keys = list(batch_store.redis.scan_iter(match="unit:batch:job:*"))
     assert keys == []  # neither progress nor `interrupted` recreated a partial record
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # nor kept its partial
 
 
 @pytest.mark.parametrize("record", [{"state": "interrupted"}, {"state": "running", "rows": "3"}])

@@ -6,12 +6,14 @@ import csv
 import io
 import itertools
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.csv_chunks import cut, inspect_input, iter_chunks
+from producer import csv_chunks
+from producer.csv_chunks import cut, inspect_handle, inspect_input, iter_chunks
 from tests.unit.conftest import SAMPLE_RULES
 from worker.batch import (
     BYTE_MARKS,
@@ -243,11 +245,27 @@ def test_chunks_from_a_recorded_offset_are_the_same_chunks(tmp_path: Path) -> No
     assert all(c.data.count(b'"') % 2 == 0 for c in chunks)
 
 
-def test_a_chunk_that_outgrows_the_limit_is_refused(tmp_path: Path) -> None:
+def test_a_chunk_of_too_many_bytes_is_cut_short_on_a_row_boundary(tmp_path: Path) -> None:
+    """It used to fail the job (after the check had passed): "a chunk of 600 lines ... exceeds
+    1000 bytes"; now it holds the whole rows that fit."""
     path = write(tmp_path, b"zipcode\n" + b"9000\n" * 1000)
-    with path.open("rb") as f, pytest.raises(ZipscoreError) as caught:
-        list(iter_chunks(f, 8, 0, lines=600, max_bytes=1000))
+    with path.open("rb") as f:
+        chunks = list(iter_chunks(f, 8, 0, lines=600, max_bytes=1000))
+    assert [len(c.data) for c in chunks] == [1000] * 5
+    assert b"".join(c.data for c in chunks) == b"9000\n" * 1000
+
+
+def test_a_row_longer_than_a_chunk_may_be_is_refused_by_the_check(tmp_path: Path) -> None:
+    body = b"9000,x\n" * 3 + b'9170,"' + b"y\n" * 600 + b'"\n' + b"1000,z\n"
+    path = write(tmp_path, b"zipcode,note\n" + body)
+    with pytest.raises(ZipscoreError) as caught:
+        inspect_input(path, "zipcode", max_bytes=1000)
     assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+    assert "the row at line 5 is longer than 1000 bytes" in caught.value.message
+    layout = inspect_input(path, "zipcode", max_bytes=2000)  # the row fits: accepted
+    with path.open("rb") as f:
+        chunks = list(iter_chunks(f, layout.body_start, 0, lines=2, max_bytes=2000))
+    assert [c.data.count(b"\n") for c in chunks] == [2, 602, 1]  # rows 3-4, then 5
 
 
 # -- the property: split + score + reassemble keeps every row, in order ----------------------
@@ -411,3 +429,77 @@ def test_a_table_knows_every_zipcode_of_the_range() -> None:
 
 def test_the_output_header_adds_three_columns() -> None:
     assert output_header("id,zipcode") == "id,zipcode,risk_factor,status,error"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.tuples(field_text, zipcode_text, field_text), max_size=30),
+    lines=st.integers(min_value=1, max_value=12),
+    max_bytes=st.integers(min_value=1, max_value=120),
+    block=st.sampled_from([csv_chunks.SCAN_BLOCK, 5, 64]),
+)
+def test_chunks_are_cut_by_bytes_and_lines_wherever_the_check_accepts(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str, str, str]],
+    lines: int,
+    max_bytes: int,
+    block: int,
+) -> None:
+    """The check accepts a file exactly when its longest row fits in a chunk; then every
+    chunk is whole rows, at most `lines` rows and `max_bytes` bytes, and
+    cutting again from any chunk's start gives the same chunks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["note", "zipcode", "other"])
+    writer.writerows(rows)
+    path = tmp_path_factory.mktemp("bytes") / "in.csv"
+    path.write_bytes(buffer.getvalue().encode("utf-8"))
+    row_bytes = [len(written(row)) for row in rows]
+    try:
+        with mock.patch.object(csv_chunks, "SCAN_BLOCK", block):  # rows across read blocks
+            layout = inspect_input(path, "zipcode", max_bytes=max_bytes)
+    except ZipscoreError as exc:
+        assert "longer than" in exc.message
+        assert max(row_bytes) > max_bytes
+        return
+    assert max(row_bytes, default=0) <= max_bytes
+    with path.open("rb") as f:
+        chunks = list(iter_chunks(f, layout.body_start, 0, lines=lines, max_bytes=max_bytes))
+        for chunk in chunks:
+            assert len(chunk.data) <= max_bytes
+            assert 1 <= len(split_rows(chunk.data.decode())) <= lines
+            again = iter_chunks(f, chunk.start, chunk.index, lines=lines, max_bytes=max_bytes)
+            assert list(again) == chunks[chunk.index :]
+    records = [row for c in chunks for row in split_rows(c.data.decode())]
+    assert records == [written(row).decode().removesuffix("\n") for row in rows]
+
+
+def written(row: tuple[str, str, str]) -> bytes:
+    """One row as csv.writer writes it, with its line ending."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(row)
+    return buffer.getvalue().encode("utf-8")
+
+
+def test_a_file_still_being_written_while_it_is_checked_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer appends while the check reads: the bytes checked are no file's whole content
+    (its last row may be cut mid-line), so the file is refused, not scored."""
+    monkeypatch.setattr(csv_chunks, "SCAN_BLOCK", 64)
+    path = write(tmp_path, b"zipcode,note\n" + b"9000,x\n" * 100 + b"90")
+
+    class Appending(io.BufferedReader):
+        reads = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            self.reads += 1
+            if self.reads == 3:  # the check is inside the body
+                with path.open("ab") as writer:
+                    writer.write(b"00,y\n")
+            return super().read(size)
+
+    with Appending(io.FileIO(path)) as handle, pytest.raises(ZipscoreError) as caught:
+        inspect_handle(handle, path, "zipcode", max_bytes=1000)
+    assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+    assert "changed while it was checked" in caught.value.message
