@@ -63,6 +63,23 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "event_serializer": "json",
         # Acknowledge after the work is done; every task is idempotent so a redelivery is safe.
         "task_acks_late": True,
+        # A pool process that dies mid-task (SIGKILL, out of memory) fails its task with
+        # WorkerLostError instead of putting the message back: a message that kills its
+        # worker would otherwise be delivered again and again. Callers already handle it:
+        # a lookup answers the error, a batch producer resends the chunk.
+        "task_reject_on_worker_lost": False,
+        # A cold shutdown (SIGQUIT; compose maps its SIGTERM to it with REMAP_SIGTERM) first
+        # lets running tasks finish for this long, then puts the rest back on their queue
+        # at once, rather than leaving them unacknowledged for the visibility timeout. Keep
+        # it under the stop grace period (compose: 45 s of 60 for workers, 110 of 120 for
+        # batch workers). An idle worker does not wait: kombu restores the messages it
+        # holds when its channel closes.
+        "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_seconds,
+        "worker_enable_soft_shutdown_on_idle": False,
+        # With the broker gone, a running task's acknowledgement can no longer reach it and
+        # the message will be delivered again: stop such tasks rather than finish work that
+        # is redone anyway (every task is idempotent).
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     result_expires_seconds: int = Field(default=3_600, ge=60)
     worker_max_memory_per_child_kb: int = Field(default=200_000, ge=10_000)
     visibility_timeout_seconds: int = Field(default=3_600, ge=60)
+    worker_soft_shutdown_seconds: float = Field(default=45.0, ge=0, le=3_600)
 
     log_format: str = Field(default="text", pattern=r"^(text|json)$")
 

@@ -219,3 +219,14 @@ def test_healthcheck_script_is_valid_shell() -> None:
         ["sh", "-n", str(ROOT / "ops/docker/healthcheck.sh")], capture_output=True, check=False
     )
     assert done.returncode == 0
+
+
+def test_a_worker_stop_is_a_soft_shutdown_within_its_grace_period(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in ("worker", "worker-batch"):
+        service = services[name]
+        grace = int(service["stop_grace_period"].rstrip("s"))
+        env = service["environment"]
+        assert env["REMAP_SIGTERM"] == "SIGQUIT", name
+        assert 0 < float(env["ZIPSCORE_WORKER_SOFT_SHUTDOWN_SECONDS"]) < grace, name

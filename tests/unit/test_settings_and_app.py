@@ -79,6 +79,14 @@ def test_celery_is_json_only_with_late_acks_and_limits() -> None:
     assert {q.name for q in config["task_queues"]} == set(QUEUES)
 
 
+def test_shutdown_and_connection_loss_choices_are_explicit() -> None:
+    config = celery_config(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert config["task_reject_on_worker_lost"] is False  # no redelivery loop of a killer
+    assert 0 < config["worker_soft_shutdown_timeout"] < 60  # under compose's grace period
+    assert config["worker_enable_soft_shutdown_on_idle"] is False
+    assert config["worker_cancel_long_running_tasks_on_connection_loss"] is True
+
+
 def test_the_prefix_isolates_broker_and_results(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZIPSCORE_REDIS_PREFIX", "blue")
     app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
