@@ -56,6 +56,17 @@ def answer_or_fail(ask: Callable[[], T], as_json: bool) -> T:
         fail(exc, as_json)
 
 
+def files_not_streams(ctx: click.Context, param: click.Parameter, value: Path | None) -> Any:
+    """Refuse `-`: a batch reads its input twice (the check, then the scoring) and puts its
+    output in place by renaming a finished file; a table load is checked whole before it
+    replaces anything. Neither can be a pipe."""
+    if value is not None and str(value) == "-":
+        raise click.BadParameter(
+            "'-' (standard input or output) is not accepted: give a file path", ctx, param
+        )
+    return value
+
+
 def make_client() -> Any:
     from producer.client import Client
 
@@ -158,8 +169,16 @@ def index_remove_month(base_year: str, month: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("source", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write.")
+@click.argument(
+    "source", required=False, type=click.Path(path_type=Path), callback=files_not_streams
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    callback=files_not_streams,
+    help="Where to write.",
+)
 @click.option("--zipcode-column", default="zipcode", show_default=True, help="Column name.")
 @click.option(
     "--chunk-size", type=click.IntRange(1, 1_000_000), help="Lines per chunk (1-1000000)."
@@ -271,7 +290,7 @@ def migrate(as_json: bool) -> None:
 
 
 @db.command("load-zipcodes")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), callback=files_not_streams)
 @click.option("--if-empty", is_flag=True, help="Load only when no table is loaded yet.")
 @json_option
 def load_zipcodes(path: Path, if_empty: bool, as_json: bool) -> None:

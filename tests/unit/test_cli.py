@@ -223,3 +223,14 @@ def test_console_bad_settings_answer_json_when_asked() -> None:
     done = _console("lookup", "9000", "--json", env={"ZIPSCORE_LOOKUP_TIMEOUT": "-1"})
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"]["code"] == "BACKEND_UNAVAILABLE"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("score", "-", "-o", "out.csv"), ("score", "in.csv", "-o", "-"), ("db", "load-zipcodes", "-")],
+)
+def test_dash_for_a_stream_is_refused_with_a_clear_usage_error(argv: tuple[str, ...]) -> None:
+    done = _console(*argv)
+    assert done.returncode == 2
+    assert done.stderr.startswith("zipscore: USAGE: Invalid value")
+    assert "'-' (standard input or output) is not accepted: give a file path" in done.stderr
