@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from worker.errors import ErrorCode, ZipscoreError
+from worker.errors import ErrorCode, ZipscoreError, echo
 from worker.settings import get_settings
 
 START_HINT = (
@@ -65,12 +65,12 @@ def refuse_oversized(path: Path, limit: int) -> None:
                 if size > limit:
                     raise ZipscoreError(
                         ErrorCode.BAD_INPUT_FILE,
-                        f"{path} is larger than {limit // (1024 * 1024)} MB "
+                        f"{echo(str(path))} is larger than {limit // (1024 * 1024)} MB "
                         "(ZIPSCORE_TABLE_MAX_MB): not a risk table",
                     )
     except OSError as exc:
         raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: {type(exc).__name__}"
+            ErrorCode.BAD_INPUT_FILE, f"cannot read {echo(str(path))}: {type(exc).__name__}"
         ) from None
 
 
@@ -87,7 +87,7 @@ def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
         rules = parse_file(path)  # in blocks: a 100 MB line is never held whole
     except (OSError, UnicodeDecodeError) as exc:
         raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE, f"cannot read {path}: {type(exc).__name__}"
+            ErrorCode.BAD_INPUT_FILE, f"cannot read {echo(str(path))}: {type(exc).__name__}"
         ) from None
     try:
         with db.connect() as conn:
