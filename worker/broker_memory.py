@@ -20,9 +20,9 @@ worker meets it, and what it does here instead:
   channel takes none while a probe write is refused (`PatientChannel`), which leaves only
   a message taken in the instant Redis fills up to wait in the worker's hands;
 - storing a task's result (pool process): it waits, retrying with backoff, up to half
-  the task's soft time limit. A task whose result still could not be stored is then not
-  acknowledged: its message stays in the unacknowledged set and is delivered again after
-  the visibility timeout (`PatientRequest`);
+  the task's soft time limit. A task whose result still
+  could not be stored is then not acknowledged: its message stays in the unacknowledged
+  set and is delivered again after the visibility timeout (`PatientRequest`);
 - writing the lookup cache: skipped (worker/cache.py), the answer is still stored.
 
 A waiting worker logs one warning when it starts waiting and one line when Redis has room
@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 import redis
 from billiard.process import current_process  # type: ignore[import-untyped]
-from celery import Task, states
+from celery import Task, signals, states
 from celery.app import backends as celery_backends
 from celery.backends.redis import RedisBackend
 from celery.exceptions import SoftTimeLimitExceeded
@@ -135,6 +135,15 @@ def wait_for_memory(
             )
         return result
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _ThisProcess:
+    in_worker = False  # set when this process is (or was forked from) a Celery worker
+
+
+@signals.worker_init.connect  # type: ignore[untyped-decorator]
+def _mark_worker(**_: Any) -> None:
+    _ThisProcess.in_worker = True
 
 
 def _in_main_process() -> bool:
@@ -234,6 +243,23 @@ class PatientChannel(kombu_redis.Channel):
             return  # the event loop calls again on its next turn
         super()._brpop_start(timeout)  # type: ignore[no-untyped-call]
 
+    def _size(self, queue: str) -> int:
+        # kombu reads the lengths in a MULTI, which Redis refuses whole at maxmemory: a
+        # worker starting then exited, and a producer was refused at the read, not the write.
+        with self.conn_or_acquire() as client, client.pipeline(False) as pipe:
+            for priority in self.priority_steps:
+                pipe.llen(self._q_for_pri(queue, priority))  # type: ignore[no-untyped-call]
+            return sum(size for size in pipe.execute() if isinstance(size, int))
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        def bind() -> None:
+            super(PatientChannel, self)._queue_bind(exchange, routing_key, pattern, queue)  # type: ignore[no-untyped-call]
+
+        if not _ThisProcess.in_worker:
+            return bind()  # a producer is refused at once (BACKEND_UNAVAILABLE)
+        # A worker starting while Redis is full waits for room to declare its queues.
+        return wait_for_memory(bind, "declare a queue", give_up=lambda waited: _stopping())
+
     def _has_room(self) -> bool:
         try:
             self.client.set(MEMORY_PROBE_KEY, b"1", nx=True)
@@ -267,8 +293,7 @@ class PatientBackend(RedisBackend):  # type: ignore[misc]
             return store()
         # A pool process, bounded by its own clock, so that it gives up before the task's
         # soft time limit: that signal comes from the worker's event loop, which may be
-        # waiting for room itself, and a task past its time limits during a warm shutdown
-        # could leave the pool's shutdown waiting on its pipe for good.
+        # waiting for room itself.
         limit = get_settings().task_soft_time_limit * RESULT_WAIT_SHARE
         return wait_for_memory(store, "store a task's result", give_up=lambda w: w >= limit)
 

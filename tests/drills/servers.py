@@ -191,8 +191,9 @@ class WorkerProcess:
         concurrency: int = 2,
         extra: Sequence[str] = (),
         loglevel: str = "INFO",
+        wait: bool = True,
     ) -> None:
-        """Start the worker; with loglevel INFO, wait for its "ready." line."""
+        """Start the worker; with loglevel INFO and `wait`, wait for its "ready." line."""
         self.log = log
         argv = celery_worker.command(
             queues,
@@ -202,7 +203,7 @@ class WorkerProcess:
             extra=("--without-mingle", "--without-gossip", *extra),
         )
         self.process = celery_worker.start(env, log, argv, new_session=True, wait=False)
-        if loglevel == "INFO":
+        if loglevel == "INFO" and wait:
             wait_until(self.ready, 60, "the worker to start", 0.1)
 
     @property
