@@ -19,8 +19,8 @@ worker meets it, and what it does here instead:
 - taking the next message: BRPOP frees memory, so Redis serves it at maxmemory; the
   channel takes none while a probe write is refused (`PatientChannel`), which leaves only
   a message taken in the instant Redis fills up to wait in the worker's hands;
-- storing a task's result (pool process): it waits, retrying with backoff, up to half
-  the task's soft time limit. A task whose result still
+- storing a task's result (pool process): it waits, retrying with backoff, until half
+  the task's soft time limit has passed since the task began. A task whose result still
   could not be stored is then not acknowledged: its message stays in the unacknowledged
   set and is delivered again after the visibility timeout (`PatientRequest`);
 - writing the lookup cache: skipped (worker/cache.py), the answer is still stored.
@@ -58,7 +58,7 @@ FIRST_WAIT_SECONDS = 0.1
 LONGEST_WAIT_SECONDS = 2.0
 # How long a worker that was asked to stop still tries to record a message it holds.
 SHUTDOWN_GRACE_SECONDS = 10.0
-# The share of the soft time limit a pool process waits to store a result.
+# How far into its soft time limit a task's pool process waits to store its result.
 RESULT_WAIT_SHARE = 0.5
 MEMORY_PROBE_KEY = "memory-probe"  # under the deployment's key prefix
 OOM_MESSAGE = "Redis is out of memory (maxmemory reached, policy noeviction)"
@@ -139,11 +139,17 @@ def wait_for_memory(
 
 class _ThisProcess:
     in_worker = False  # set when this process is (or was forked from) a Celery worker
+    task_started = 0.0  # time.monotonic() when this pool process began its current task
 
 
 @signals.worker_init.connect  # type: ignore[untyped-decorator]
 def _mark_worker(**_: Any) -> None:
     _ThisProcess.in_worker = True
+
+
+@signals.task_prerun.connect  # type: ignore[untyped-decorator]
+def _mark_task_start(**_: Any) -> None:
+    _ThisProcess.task_started = time.monotonic()
 
 
 def _in_main_process() -> bool:
@@ -291,11 +297,14 @@ class PatientBackend(RedisBackend):  # type: ignore[misc]
             # The worker's event loop (a task's failure, its time limit): it must not stop
             # for Redis, PatientRequest keeps the message for redelivery instead.
             return store()
-        # A pool process, bounded by its own clock, so that it gives up before the task's
-        # soft time limit: that signal comes from the worker's event loop, which may be
-        # waiting for room itself.
-        limit = get_settings().task_soft_time_limit * RESULT_WAIT_SHARE
-        return wait_for_memory(store, "store a task's result", give_up=lambda w: w >= limit)
+        # A pool process gives up by its own clock, half-way to the task's soft time limit:
+        # that signal comes from the worker's event loop, which may be waiting for room
+        # itself, and, landing while this process writes its outcome to the worker (a warm
+        # shutdown), it leaves half a message in the pipe that the worker waits on for good.
+        limit = _ThisProcess.task_started + get_settings().task_soft_time_limit * RESULT_WAIT_SHARE
+        return wait_for_memory(
+            store, "store a task's result", give_up=lambda waited: time.monotonic() >= limit
+        )
 
 
 class PatientRequest(Request):  # type: ignore[misc]
