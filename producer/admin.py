@@ -90,13 +90,13 @@ def doctor() -> dict[str, Any]:
     """Whether Postgres and Redis answer, with what to start when they do not.
 
     A Redis that answers but may evict queued messages, or is nearly full, is a problem
-    too (`problems`: service, code, message; see producer/redis_health.py).
+    too (`problems`: service, code, message; see worker/redis_health.py).
     """
     import psycopg
 
-    from producer.redis_health import memory_problems
     from worker import db
     from worker.cache import redis_client
+    from worker.redis_health import memory_problems
 
     settings = get_settings()
     services: dict[str, str] = {}

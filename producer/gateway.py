@@ -428,8 +428,8 @@ def _too_large(settings: Settings) -> JSONResponse:
 
 async def _readiness(client: Client, settings: Settings, probe: Offload) -> dict[str, str]:
     """Redis (broker and cache) and a worker with its Postgres, checked concurrently."""
-    from producer.redis_health import memory_problems
     from worker.cache import redis_client
+    from worker.redis_health import memory_problems
 
     def ping_redis() -> str:
         problems: list[str] = []

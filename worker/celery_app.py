@@ -17,7 +17,11 @@ from celery import Celery
 from kombu import Queue
 
 import worker.log_setup  # noqa: F401  (connects Celery's setup_logging signal)
-from worker import broker_memory, broker_transport
+from worker import (
+    broker_memory,
+    broker_transport,
+    redis_health,  # noqa: F401  (connects worker_ready: warns of an evicting Redis)
+)
 from worker.beat import SCHEDULE_FILE, beat_schedule, tick_interval
 from worker.settings import Settings, get_settings
 

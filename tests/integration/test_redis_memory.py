@@ -10,12 +10,14 @@ refuses for lack of memory says so (BACKEND_UNAVAILABLE), not "the queue is unre
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import signals
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import RedisDsn
@@ -23,9 +25,9 @@ from pydantic import RedisDsn
 from producer import admin, gateway
 from producer.cli import cli
 from producer.client import Client
-from producer.redis_health import EVICTION_POLICY, MEMORY_PRESSURE
 from tests.drills.servers import RedisServer
 from tests.e2e.conftest import console
+from worker.redis_health import EVICTION_POLICY, MEMORY_PRESSURE
 from worker.settings import Settings
 
 MAXMEMORY = 20 * 1024 * 1024
@@ -160,3 +162,17 @@ def test_a_producer_refused_for_lack_of_memory_says_so(start_redis: StartRedis) 
     assert error["message"].startswith("the broker is out of memory (maxmemory reached)")
     line = f"zipscore: BACKEND_UNAVAILABLE: {error['message']}"
     assert done.stderr.strip().splitlines() == [line]
+
+
+def test_a_ready_worker_warns_of_an_evicting_broker(
+    start_redis: StartRedis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start_redis(*limited("allkeys-lru"))
+    settings = Settings(_env_file=None, redis_url=RedisDsn(server.url))  # type: ignore[call-arg]
+    monkeypatch.setattr("worker.settings.get_settings", lambda: settings)
+    with caplog.at_level(logging.WARNING, logger="worker.redis_health"):
+        signals.worker_ready.send(sender=None)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"broker: {EVICTION_POLICY}: maxmemory-policy is allkeys-lru, so Redis may evict "
+        "queued messages and results when full; set maxmemory-policy noeviction"
+    ]

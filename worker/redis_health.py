@@ -1,7 +1,7 @@
 """Whether Redis can keep zipscore's queues: its eviction policy and how full it is.
 
-Read by `zipscore doctor` (producer/admin.py) and the gateway's `/readyz`. Each problem is
-one line that starts with its code:
+Read by `zipscore doctor` (producer/admin.py), the gateway's `/readyz`, and a worker once
+it is ready (a warning in its log). Each problem is one line that starts with its code:
 
 - `BROKER_EVICTION_POLICY`: `maxmemory-policy` is not `noeviction`, so Redis may delete
   keys when full, queued messages (the `lookups` list) and results among them, silently;
@@ -14,7 +14,12 @@ The policy is read with `CONFIG GET`, or from `INFO memory` where CONFIG is disa
 
 from __future__ import annotations
 
+import logging
+
 import redis
+from celery import signals
+
+logger = logging.getLogger(__name__)
 
 EVICTION_POLICY = "BROKER_EVICTION_POLICY"
 MEMORY_PRESSURE = "BROKER_MEMORY_PRESSURE"
@@ -63,3 +68,17 @@ def _int(value: object) -> int:
     if isinstance(value, int):
         return value
     return int(value) if isinstance(value, str) and value.isdigit() else 0
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def warn_when_ready(sender: object = None, **_: object) -> None:
+    """Log each problem of the worker's broker once it is ready (no Redis: said elsewhere)."""
+    from worker.cache import redis_client
+    from worker.settings import get_settings
+
+    try:
+        problems = memory_problems(redis_client(get_settings().broker))
+    except redis.RedisError:
+        return
+    for problem in problems:
+        logger.warning("broker: %s", problem)
