@@ -59,7 +59,7 @@ def memory_problems(client: redis.Redis) -> list[str]:
         problems.append(
             f"{MEMORY_PRESSURE}: Redis uses {used / 2**20:.1f} MB of its maxmemory "
             f"{limit / 2**20:.1f} MB ({100 * used / limit:.0f} %); at 100 % it refuses "
-            "new work: raise maxmemory or free memory"
+            "new work (or, with an evicting policy, drops keys): raise maxmemory or free memory"
         )
     return problems
 
