@@ -27,6 +27,7 @@ from producer.cli import cli
 from producer.client import Client
 from tests.drills.servers import RedisServer
 from tests.e2e.conftest import console
+from worker.cache import LOOKUP, ResultCache
 from worker.redis_health import EVICTION_POLICY, MEMORY_PRESSURE
 from worker.settings import Settings
 
@@ -176,3 +177,16 @@ def test_a_ready_worker_warns_of_an_evicting_broker(
         f"broker: {EVICTION_POLICY}: maxmemory-policy is allkeys-lru, so Redis may evict "
         "queued messages and results when full; set maxmemory-policy noeviction"
     ]
+
+
+def test_the_lookup_cache_is_skipped_when_redis_is_out_of_memory(
+    start_redis: StartRedis,
+) -> None:
+    server = start_redis(*limited("noeviction"))
+    cache = ResultCache(server.client(), "oom", 60)
+    cache.publish_version(3)
+    fill_to(server, 1.05)
+    answer = {"zipcode": 9000, "risk_factor": "B", "exists": True}
+    # Raised OutOfMemoryError, failing the lookup: the answer is given, just not cached.
+    assert cache.put(3, LOOKUP, 9000, answer) == 3
+    assert cache.get(LOOKUP, 9000) is None
