@@ -163,3 +163,35 @@ def test_a_worker_started_while_redis_is_out_of_memory_waits_then_answers(
     wait_until(lambda: answered(redis_server, prefix, sent) == LOOKUPS, 60, "answers", 0.2)
     print(f"\nworker started on a full Redis: waited, all {LOOKUPS} answered "
           f"{time.monotonic() - freed:.2f} s after memory was freed")  # fmt: skip
+
+
+def test_a_message_taken_as_redis_fills_is_recorded_and_answered_once_it_has_room(
+    drill_env: dict[str, str], redis_server: RedisServer, start_worker: StartWorker
+) -> None:
+    """Regression: the worker's BRPOP takes a message in the very instant Redis fills (its
+    recording, ZADD and HSET in a MULTI, is refused): that message was in no Redis key and
+    the worker exited ("one message in 30 was in neither the queue nor the unacked set")."""
+    prefix = drill_env["ZIPSCORE_REDIS_PREFIX"]
+    # One lookup parked on a list no worker consumes, moved onto `lookups` in the same
+    # transaction that takes Redis past its maxmemory.
+    parked = run_producer(drill_env, "raw", "zipcodes.lookup", str(uuid.uuid4()), "[3000]")
+    client = redis_server.client()
+    client.rpoplpush(f"{prefix}:lookups", f"{prefix}:parked")
+    worker = start_worker(drill_env, queues="lookups")
+    client.setrange("filler", MAXMEMORY, b"x")
+    used = int(client.info("memory")["used_memory"])
+    with client.pipeline(transaction=True) as pipe:
+        pipe.lmove(f"{prefix}:parked", f"{prefix}:lookups", "RIGHT", "LEFT")
+        pipe.config_set("maxmemory", str(used - 1024 * 1024))
+        pipe.execute()
+    wait_until(lambda: alive(worker) and "waiting to record a delivered message" in worker.text(),
+               15, "the worker to wait for room", 0.1)  # fmt: skip
+    time.sleep(2)
+    assert alive(worker)
+
+    client.delete("filler")
+    freed = time.monotonic()
+    wait_until(lambda: answered(redis_server, prefix, parked["ids"]) == 1, 30, "its answer", 0.1)
+    print(f"\nmessage taken as Redis filled: held by the worker, recorded and answered "
+          f"{time.monotonic() - freed:.2f} s after memory was freed")  # fmt: skip
+    wait_until(lambda: not held_for_redelivery(redis_server, prefix), 10, "no held message")
