@@ -98,7 +98,9 @@ def _delays() -> Iterator[float]:
 
 def _stopping() -> bool:
     """Whether this worker was asked to stop (SIGTERM, SIGINT, SIGQUIT)."""
-    return bool(worker_state.should_stop or worker_state.should_terminate)
+    # As Celery's own check: the flags hold an exit code, and a warm shutdown's is 0.
+    flags = (worker_state.should_stop, worker_state.should_terminate)
+    return any(flag is not None and flag is not False for flag in flags)
 
 
 def wait_for_memory(

@@ -195,3 +195,33 @@ def test_a_message_taken_as_redis_fills_is_recorded_and_answered_once_it_has_roo
     print(f"\nmessage taken as Redis filled: held by the worker, recorded and answered "
           f"{time.monotonic() - freed:.2f} s after memory was freed")  # fmt: skip
     wait_until(lambda: not held_for_redelivery(redis_server, prefix), 10, "no held message")
+
+
+def test_a_worker_told_to_stop_while_holding_an_unrecorded_message_exits_and_logs_it(
+    drill_env: dict[str, str], redis_server: RedisServer, start_worker: StartWorker
+) -> None:
+    """The one case where Redis cannot hold a message: taken as Redis filled, still refused
+    when the worker is told to stop. The worker stops within its grace (10 s) rather than
+    hang, and logs the whole message at CRITICAL so that it can be sent again."""
+    prefix = drill_env["ZIPSCORE_REDIS_PREFIX"]
+    task_id = str(uuid.uuid4())
+    run_producer(drill_env, "raw", "zipcodes.lookup", task_id, "[3000]")
+    client = redis_server.client()
+    client.rpoplpush(f"{prefix}:lookups", f"{prefix}:parked")
+    worker = start_worker(drill_env, queues="lookups")
+    client.setrange("filler", MAXMEMORY, b"x")
+    used = int(client.info("memory")["used_memory"])
+    with client.pipeline(transaction=True) as pipe:
+        pipe.lmove(f"{prefix}:parked", f"{prefix}:lookups", "RIGHT", "LEFT")
+        pipe.config_set("maxmemory", str(used - 1024 * 1024))
+        pipe.execute()
+    wait_until(lambda: alive(worker) and "waiting to record a delivered message" in worker.text(),
+               15, "the worker to wait for room", 0.1)  # fmt: skip
+
+    started = time.monotonic()
+    worker.terminate(timeout=40)
+    took = time.monotonic() - started
+    assert took < 10 + 10, f"the worker took {took:.1f} s to stop"
+    critical = [line for line in worker.text().splitlines() if "CRITICAL" in line]
+    assert any("send it again" in line and task_id in line for line in critical), critical
+    print(f"\nSIGTERM holding an unrecorded message: exited in {took:.1f} s, message logged")
