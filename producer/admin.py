@@ -157,11 +157,16 @@ def remove_index_month(base_year: object, month: object) -> dict[str, Any]:
 
 
 def doctor() -> dict[str, Any]:
-    """Whether Postgres and Redis answer, with what to start when they do not."""
+    """Whether Postgres and Redis answer, with what to start when they do not.
+
+    A Redis that answers but may evict queued messages, or is nearly full, is a problem
+    too (`problems`: service, code, message; see worker/redis_health.py).
+    """
     import psycopg
 
     from worker import db
     from worker.cache import redis_client
+    from worker.redis_health import memory_problems
 
     settings = get_settings()
     services: dict[str, str] = {}
@@ -171,13 +176,23 @@ def doctor() -> dict[str, Any]:
         services["postgres"] = f"ok ({_where(settings.database)})"
     except psycopg.OperationalError:
         services["postgres"] = f"UNREACHABLE at {_where(settings.database)}"
+    problems: list[dict[str, str]] = []
     for name, url in {"broker": settings.broker, "cache": settings.cache}.items():
         try:
-            redis_client(url).ping()
-            services[name] = f"ok ({_where(url)})"
+            client = redis_client(url)
+            client.ping()
+            found = memory_problems(client)
         except redis.RedisError:
             services[name] = f"UNREACHABLE at {_where(url)}"
+            continue
+        services[name] = "; ".join(found) if found else f"ok ({_where(url)})"
+        for line in found:
+            code, _, message = line.partition(": ")
+            problems.append({"service": name, "code": code, "message": message})
     ok = all(state.startswith("ok") for state in services.values())
-    if not ok:
+    if any(state.startswith("UNREACHABLE") for state in services.values()):
         services["hint"] = START_HINT
-    return {"ok": ok, "services": services}
+    report: dict[str, Any] = {"ok": ok, "services": services}
+    if problems:
+        report["problems"] = problems
+    return report

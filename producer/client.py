@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from producer.batch import BatchRunner, BatchSummary, JobStatus, ProgressFactory
 from worker.batch_store import BatchStore, batch_store_from_settings
+from worker.broker_memory import is_out_of_memory
 from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
 from worker.errors import ErrorCode, ZipscoreError
 from worker.index_cache import IndexCache, index_cache_from_settings, utcnow, with_staleness
@@ -43,6 +44,10 @@ _BACKEND_ERRORS = (
     redis.TimeoutError,
     OSError,
 )
+OUT_OF_MEMORY = (
+    "the broker is out of memory (maxmemory reached): Redis refuses new work until memory "
+    "is freed or maxmemory raised; `zipscore doctor` shows its use"
+)
 _EXPLAINED_FAILURES = frozenset({"SourceUnavailable", "SourceRefused", "DocumentRefused"})
 
 
@@ -52,6 +57,8 @@ def _redis_faults() -> Iterator[None]:
     try:
         yield
     except redis.RedisError as exc:
+        if is_out_of_memory(exc):
+            raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, OUT_OF_MEMORY) from None
         raise ZipscoreError(
             ErrorCode.BACKEND_UNAVAILABLE, f"Redis is unreachable ({type(exc).__name__})"
         ) from None
@@ -236,6 +243,8 @@ class Client:
             result = self._app.send_task(task, args=args, expires=wait if expires else None)
             logger.info("sent %s task_id=%s", task, result.id)
         except Exception as exc:  # kombu, redis or the result backend giving up on connecting
+            if is_out_of_memory(exc):  # kombu wraps it in OperationalError
+                raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, OUT_OF_MEMORY) from None
             raise ZipscoreError(
                 ErrorCode.BACKEND_UNAVAILABLE, f"the queue is unreachable ({type(exc).__name__})"
             ) from None

@@ -498,14 +498,19 @@ def _too_large(settings: Settings) -> JSONResponse:
 async def _readiness(client: Client, settings: Settings, probe: Offload) -> dict[str, str]:
     """Redis (broker and cache) and a worker with its Postgres, checked concurrently."""
     from worker.cache import redis_client
+    from worker.redis_health import memory_problems
 
     def ping_redis() -> str:
+        problems: list[str] = []
         try:
             for url in {settings.broker, settings.cache}:
-                redis_client(url).ping()
+                client = redis_client(url)
+                client.ping()
+                # An evicting or nearly full Redis is not ready: it may drop or refuse work.
+                problems += memory_problems(client)
         except redis.RedisError as exc:
             return f"unreachable ({type(exc).__name__})"
-        return "ok"
+        return "; ".join(dict.fromkeys(problems)) or "ok"
 
     def ping_worker() -> dict[str, str]:
         try:

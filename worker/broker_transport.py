@@ -26,8 +26,10 @@ import redis
 from kombu.transport import TRANSPORT_ALIASES, _transport_cache
 from kombu.transport import redis as kombu_redis
 
+from worker.broker_memory import PatientChannel
 
-class Channel(kombu_redis.Channel):
+
+class Channel(PatientChannel):  # waits while Redis is out of memory: worker/broker_memory.py
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if getattr(self.connection, "client", None) is None:  # closed, or channel detached
             raise redis.ConnectionError("the broker connection of this channel is closed")

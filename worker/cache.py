@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from worker.broker_memory import is_out_of_memory
 from worker.settings import Settings, get_settings
 
 LOOKUP = "lookup"
@@ -69,12 +70,19 @@ class ResultCache:
         """
         # One round trip in the common case (the version is already current); the guarded
         # transaction only when this answer's version is newer than the published one.
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.set(self.key(version, kind, name), json.dumps(answer), ex=self._ttl)
-        pipe.get(self.version_key)
-        _, current = pipe.execute()
-        if current is None or int(current) < version:
-            self.publish_version(version)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.set(self.key(version, kind, name), json.dumps(answer), ex=self._ttl)
+            pipe.get(self.version_key)
+            _, current = pipe.execute()
+            if current is None or int(current) < version:
+                self.publish_version(version)
+                return version
+        except redis.ResponseError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            # Redis at maxmemory: the answer is still given, just not cached (the cache is
+            # an optimisation, and the result store needs the room more).
             return version
         return int(current)
 

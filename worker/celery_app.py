@@ -18,7 +18,11 @@ from kombu import Queue
 
 import worker.flower_guard  # connects Celery's import_modules signal: Flower's safety check
 import worker.log_setup  # noqa: F401  (connects Celery's setup_logging signal)
-from worker import broker_transport
+from worker import (
+    broker_memory,
+    broker_transport,
+    redis_health,  # noqa: F401  (connects worker_ready: warns of an evicting Redis)
+)
 from worker.beat import SCHEDULE_FILE, beat_schedule, tick_interval
 from worker.settings import Settings, get_settings
 
@@ -118,7 +122,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> Celery:
     """Build the Celery app from settings; called once, below."""
     broker_transport.use()  # survives a broker restart with messages in hand
-    celery = Celery("zipscore", include=TASK_MODULES)
+    broker_memory.use()  # a result waits while Redis is out of memory
+    celery = Celery("zipscore", include=TASK_MODULES, task_cls=broker_memory.PatientTask)
     celery.conf.update(celery_config(settings or get_settings()))
     return celery
 

@@ -52,9 +52,12 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float
 class RedisServer:
     """`redis-server` on a free port with the append-only file on (and a password if given)."""
 
-    def __init__(self, directory: Path, password: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, password: str | None = None, options: Sequence[str] = ()
+    ) -> None:
         self.directory = directory
         self.password = password
+        self.options = list(options)  # more redis-server arguments, e.g. --maxmemory 20mb
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
@@ -82,6 +85,7 @@ class RedisServer:
         ]
         if self.password:
             command += ["--requirepass", self.password]
+        command += self.options
         with (self.directory / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._answers, 15, f"redis-server on port {self.port}")
@@ -187,8 +191,9 @@ class WorkerProcess:
         concurrency: int = 2,
         extra: Sequence[str] = (),
         loglevel: str = "INFO",
+        wait: bool = True,
     ) -> None:
-        """Start the worker; with loglevel INFO, wait for its "ready." line."""
+        """Start the worker; with loglevel INFO and `wait`, wait for its "ready." line."""
         self.log = log
         argv = celery_worker.command(
             queues,
@@ -198,7 +203,7 @@ class WorkerProcess:
             extra=("--without-mingle", "--without-gossip", *extra),
         )
         self.process = celery_worker.start(env, log, argv, new_session=True, wait=False)
-        if loglevel == "INFO":
+        if loglevel == "INFO" and wait:
             wait_until(self.ready, 60, "the worker to start", 0.1)
 
     @property

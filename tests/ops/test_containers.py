@@ -230,3 +230,15 @@ def test_a_worker_stop_is_a_soft_shutdown_within_its_grace_period(
         env = service["environment"]
         assert env["REMAP_SIGTERM"] == "SIGQUIT", name
         assert 0 < float(env["ZIPSCORE_WORKER_SOFT_SHUTDOWN_SECONDS"]) < grace, name
+
+
+def test_redis_refuses_rather_than_evicts_and_before_its_container_limit(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    redis_command = " ".join(services["redis"]["command"])
+    assert "--maxmemory-policy noeviction" in redis_command
+    maxmemory = re.search(r"--maxmemory (\d+)mb", redis_command)
+    limit = re.fullmatch(r"(\d+)g", services["redis"]["mem_limit"])
+    assert maxmemory
+    assert limit
+    assert int(maxmemory.group(1)) < int(limit.group(1)) * 1024
