@@ -43,7 +43,7 @@ load-sample: migrate ## load the sample risk table if none is loaded
 	zipscore db load-zipcodes ops/sample_data/risk-table.sample.csv --if-empty
 
 run: install ## migrate, load the sample table if empty, run workers, beat, flower, gateway
-	@zipscore doctor || { echo "make run: start the services above first" >&2; exit 1; }
+	@zipscore doctor --require-free-ports || { echo "make run: mend what is above first" >&2; exit 1; }
 	zipscore db migrate
 	zipscore db load-zipcodes ops/sample_data/risk-table.sample.csv --if-empty
 	@mkdir -p var

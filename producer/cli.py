@@ -308,16 +308,28 @@ def load_zipcodes(path: Path, if_empty: bool, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--require-free-ports",
+    is_flag=True,
+    help="Fail when a port make run serves on is taken (make run checks this first).",
+)
 @json_option
-def doctor(as_json: bool) -> None:
-    """Check that Postgres and Redis answer.
+def doctor(require_free_ports: bool, as_json: bool) -> None:
+    """Check that Postgres and Redis answer, and make run's ports.
 
-    Says what to start when one does not.
+    Says what to start when a service does not answer, and which process holds a port.
     """
     from producer import admin
+    from producer.ports import port_states
 
     report = admin.doctor()
+    report["ports"] = port_states()
+    busy = [f"{port} is {state}" for port, state in report["ports"].items() if state != "free"]
     lines = [f"{name}: {state}" for name, state in report["services"].items()]
+    lines += [f"{port}: {state}" for port, state in report["ports"].items()]
+    if require_free_ports and busy:
+        report["ok"] = False
+        lines.append(f"make run: {'; '.join(busy)}: stop it first (another make run?)")
     emit(report, as_json, "\n".join(lines))
     if not report["ok"]:
         sys.exit(1)
