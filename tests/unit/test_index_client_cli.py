@@ -108,8 +108,8 @@ def test_a_failed_refresh_is_index_unavailable_with_the_reason(client: Client) -
     with pytest.raises(ZipscoreError) as caught:
         client.refresh_index()
     assert caught.value.code is ErrorCode.INDEX_UNAVAILABLE
-    assert (
-        caught.value.message == "the worker failed: SourceUnavailable: the source answered HTTP 503"
+    assert caught.value.message == (
+        "the worker failed: SourceUnavailable: Statbel (statbel.test) answered HTTP 503"
     )
 
 
