@@ -1,0 +1,114 @@
+"""The health index with Statbel out of reach, against a real worker process as `make run`
+starts it: `zipscore index refresh` fails fast with the cause and nothing is left retrying."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from ops import celery_worker
+from tests.conftest import TEST_PREFIX
+from tests.e2e.conftest import console
+
+DOCUMENT = "bestat-health-index.json"
+RETRY_SETTINGS = [f"ZIPSCORE_INDEX_RETRY_{n}" for n in ("MAX_RETRIES", "BACKOFF_SECONDS")]
+
+
+@pytest.fixture(scope="module")
+def closed_port() -> int:
+    """A loopback port nothing listens on (a connection is refused) until a test serves it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def worker_env(
+    e2e_env: dict[str, str], name: str, port: int, *, default_retries: bool
+) -> dict[str, str]:
+    env = {
+        **e2e_env,
+        "ZIPSCORE_REDIS_PREFIX": f"{TEST_PREFIX}-{name}",
+        "ZIPSCORE_STATBEL_URL": f"http://127.0.0.1:{port}/{DOCUMENT}",
+    }
+    if default_retries:  # `make run`'s policy: 6 retries from 5 s, minutes in all
+        for variable in (*RETRY_SETTINGS, "ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS"):
+            env.pop(variable, None)
+    return env
+
+
+@contextlib.contextmanager
+def running_worker(env: dict[str, str], log: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    argv = celery_worker.command("index", f"{name}-{os.getpid()}", concurrency=1)
+    try:
+        process = celery_worker.start(env, log, argv)
+    except celery_worker.WorkerDidNotStart as exc:
+        pytest.fail(str(exc))
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        client = redis.Redis.from_url(env.get("ZIPSCORE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+        for key in client.scan_iter(match=f"{env['ZIPSCORE_REDIS_PREFIX']}*", count=1000):
+            client.delete(key)
+
+
+@pytest.fixture(scope="module")
+def offline(
+    e2e_env: dict[str, str], closed_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], Path]]:
+    """A worker with the default retry policy whose Statbel URL refuses connections."""
+    env = worker_env(e2e_env, "offline", closed_port, default_retries=True)
+    log = tmp_path_factory.mktemp("offline") / "worker.log"
+    with running_worker(env, log, "offline"):
+        yield env, log
+
+
+@pytest.fixture(autouse=True)
+def empty_history(database: str) -> Iterator[None]:
+    with psycopg.connect(os.environ["ZIPSCORE_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("TRUNCATE health_index, index_refreshes")
+        yield
+        conn.execute("TRUNCATE health_index, index_refreshes")
+
+
+def test_an_offline_refresh_answers_the_cause_at_once_and_leaves_nothing_retrying(
+    offline: tuple[dict[str, str], Path], closed_port: int
+) -> None:
+    """It used to wait 60 s for TIMEOUT while the worker retried for minutes, and each try
+    left one more retrying refresh behind."""
+    env, log = offline
+    before = console("index", env=env)
+    assert before.stderr.startswith("zipscore: INDEX_UNAVAILABLE: no health index for base")
+
+    started = time.monotonic()
+    done = console("index", "refresh", "--timeout", "20", env=env)
+    elapsed = time.monotonic() - started
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"zipscore: INDEX_UNAVAILABLE: Statbel (127.0.0.1:{closed_port}) unreachable:"
+        " ConnectError '[Errno 111] Connection refused'\n"
+    )
+    assert elapsed < 15  # the default Statbel timeout is 10 s; a refused port is at once
+    time.sleep(1)  # a retry would be sent back to the queue as the try ends
+    broker = redis.Redis.from_url(env.get("ZIPSCORE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    prefix = env["ZIPSCORE_REDIS_PREFIX"]
+    held = broker.hvals(f"{prefix}:unacked")
+    assert not [m for m in held if b"index.refresh" in m]  # no retry waiting on its countdown
+    assert broker.llen(f"{prefix}:index") == 0
+    text = log.read_text()
+    assert " retry: Retry in " not in text
+    assert "health index refresh failed (tried once, not retried): Statbel" in text
