@@ -5,8 +5,8 @@
 
 A scheduled refresh (beat's, `retry` true) that meets a transient fault (network, timeout,
 5xx, 429, Postgres or Redis down) is retried by Celery with exponential backoff and jitter, a
-bounded number of times; then it fails (logged, FAILURE in Flower) and the previous values
-stay in service. A refused document or a 4xx is not retried:
+bounded number of times, one line in the log each; then it fails (one ERROR line, FAILURE in
+Flower) and the previous values stay in service. A refused document or a 4xx is not retried:
 the same request would get the same answer. A refresh someone waits for (`zipscore index
 refresh` sends `retry=false`) tries the source once and answers the contract error with the
 cause, so it fails within the source's timeout and leaves nothing retrying behind. A message
@@ -27,12 +27,12 @@ from worker.errors import ErrorCode, ZipscoreError, capped
 from worker.health_index import DocumentRefused
 from worker.settings import Settings, get_settings
 from worker.statbel import SourceRefused, SourceUnavailable
-from worker.tasks import RETRY, TRANSIENT, answer, guarded
+from worker.tasks import RETRY, TRANSIENT, GuardedTask, answer, guarded
 from worker.validation import parse_if_empty, parse_refresh_flag
 
 logger = logging.getLogger(__name__)
-# How a refresh fails in normal operation: the source or a backend is down, the document is
-# refused.
+# How a refresh fails in normal operation (the source or a backend is down, the document is
+# refused): expected, so said in one line, never with a traceback.
 FAILURES = (SourceUnavailable, SourceRefused, DocumentRefused, *TRANSIENT)
 
 
@@ -45,6 +45,22 @@ def why(exc: BaseException) -> str:
     # A backend's own message may carry its DSN: only the type is told.
     backend = "Redis" if isinstance(exc, redis.RedisError) else "Postgres"
     return f"{backend} unreachable ({type(exc).__name__})"
+
+
+class RefreshTask(GuardedTask):
+    """`index.refresh`'s class: its final failure is one ERROR line with the cause."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        # Celery logs an exception in `throws` at INFO without a traceback; this is the
+        # line an operator looks for. Anything else is a bug: Celery's traceback stays.
+        if isinstance(exc, FAILURES):
+            retries = self.request.retries
+            logger.error(
+                "health index refresh failed after %d %s: %s; the previous values stay in service",
+                retries,
+                "retry" if retries == 1 else "retries",
+                why(exc),
+            )
 
 
 def retry_policy(settings: Settings) -> dict[str, Any]:
@@ -68,7 +84,8 @@ def longest_retry_wait(settings: Settings) -> int:
 
 @app.task(
     name="index.refresh",
-    **guarded(ErrorCode.INDEX_UNAVAILABLE),
+    **{**guarded(ErrorCode.INDEX_UNAVAILABLE), "base": RefreshTask},
+    throws=FAILURES,
     **retry_policy(get_settings()),
 )
 def refresh(if_empty: object = False, retry: object = True) -> dict[str, Any]:
@@ -92,7 +109,7 @@ def refresh(if_empty: object = False, retry: object = True) -> dict[str, Any]:
             )
         except FAILURES as exc:
             if retried:
-                raise  # Celery's autoretry
+                raise  # Celery's autoretry, then `RefreshTask.on_failure`
             logger.warning("health index refresh failed (tried once, not retried): %s", why(exc))
             code = (
                 ErrorCode.BACKEND_UNAVAILABLE

@@ -1,10 +1,12 @@
-"""The health index with Statbel out of reach, against a real worker process as `make run`
-starts it: `zipscore index refresh` fails fast with the cause and nothing is left retrying."""
+"""The health index with Statbel out of reach, against real worker processes as `make run`
+starts them: `zipscore index refresh` fails fast with the cause, nothing is left retrying,
+and a scheduled refresh that gives up says so in one log line."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import time
@@ -18,6 +20,8 @@ import redis
 from ops import celery_worker
 from tests.conftest import TEST_PREFIX
 from tests.e2e.conftest import console
+from worker.celery_app import create_app
+from worker.settings import Settings
 
 DOCUMENT = "bestat-health-index.json"
 RETRY_SETTINGS = [f"ZIPSCORE_INDEX_RETRY_{n}" for n in ("MAX_RETRIES", "BACKOFF_SECONDS")]
@@ -112,3 +116,28 @@ def test_an_offline_refresh_answers_the_cause_at_once_and_leaves_nothing_retryin
     text = log.read_text()
     assert " retry: Retry in " not in text
     assert "health index refresh failed (tried once, not retried): Statbel" in text
+
+
+def test_a_scheduled_refresh_that_gives_up_is_one_log_line(
+    e2e_env: dict[str, str], closed_port: int, tmp_path: Path
+) -> None:
+    """It used to end in Celery's 'raised unexpected' with a 34-line traceback."""
+    env = worker_env(e2e_env, "giveup", closed_port, default_retries=False)
+    env.update({RETRY_SETTINGS[0]: "2", RETRY_SETTINGS[1]: "1"})
+    log = tmp_path / "worker.log"
+    producer = create_app(Settings(redis_prefix=env["ZIPSCORE_REDIS_PREFIX"]))
+    with running_worker(env, log, "giveup"):
+        result = producer.send_task("index.refresh", kwargs={"if_empty": True}, queue="index")
+        result.get(timeout=30, propagate=False)  # what beat sends on starting
+        assert result.state == "FAILURE"
+        time.sleep(0.5)  # the log line after the result
+    lines = [line for line in log.read_text().splitlines() if result.id in line]
+    errors = [line for line in lines if re.search(r" (ERROR|CRITICAL) ", line)]
+    assert len(errors) == 1, lines
+    assert errors[0].endswith(
+        f"health index refresh failed after 2 retries: Statbel (127.0.0.1:{closed_port})"
+        " unreachable: ConnectError '[Errno 111] Connection refused';"
+        " the previous values stay in service"
+    )
+    assert len([line for line in lines if " retry: Retry in " in line]) == 2
+    assert "Traceback" not in log.read_text()

@@ -391,3 +391,35 @@ def test_beats_message_without_retry_is_still_retried() -> None:
     route = statbel(httpx.ConnectError("down"), httpx.Response(200, content=fixture_body()))
     assert refresh(if_empty=True).get()["months_new"] == FIXTURE_MONTHS
     assert route.call_count == 2
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("answer", "retries", "cause"),
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), 2, "Statbel (statbel.test) unr"),
+        (httpx.Response(404), 0, "Statbel (statbel.test) answered HTTP 404"),
+        (httpx.Response(200, text="<html/>"), 0, "the document was refused: "),
+    ],
+    ids=["unreachable", "404", "not-a-document"],
+)
+def test_a_scheduled_refresh_that_gives_up_says_so_in_one_error_line(
+    answer: httpx.Response | Exception,
+    retries: int,
+    cause: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """It used to be Celery's 'raised unexpected' ERROR with a 40-line traceback."""
+    statbel(answer)
+    caplog.set_level("INFO")
+    assert refresh().state == "FAILURE"
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert [r.name for r in errors] == ["worker.index_tasks"]
+    prefix = f"health index refresh failed after {retries} retr"
+    assert errors[0].getMessage().startswith(prefix)
+    assert cause in errors[0].getMessage()
+    assert errors[0].getMessage().endswith("; the previous values stay in service")
+    assert all(r.exc_info is None and "Traceback" not in r.getMessage() for r in caplog.records)
+    retried = [r for r in caplog.records if " retry: Retry in " in r.getMessage()]
+    assert len(retried) == retries
+    assert all(cause[:12] in r.getMessage() for r in retried)
