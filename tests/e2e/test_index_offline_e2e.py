@@ -1,6 +1,7 @@
 """The health index with Statbel out of reach, against real worker processes as `make run`
 starts them: `zipscore index refresh` fails fast with the cause, nothing is left retrying,
-and a scheduled refresh that gives up says so in one log line."""
+a scheduled refresh that gives up says so in one log line, and the README's offline recipe
+(the fixture served on loopback) works."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,8 @@ import redis
 
 from ops import celery_worker
 from tests.conftest import TEST_PREFIX
-from tests.e2e.conftest import console
+from tests.e2e.conftest import ROOT, console
+from tests.statbel_documents import FIXTURE_MONTHS
 from worker.celery_app import create_app
 from worker.settings import Settings
 
@@ -116,6 +119,35 @@ def test_an_offline_refresh_answers_the_cause_at_once_and_leaves_nothing_retryin
     text = log.read_text()
     assert " retry: Retry in " not in text
     assert "health index refresh failed (tried once, not retried): Statbel" in text
+
+
+def test_the_readme_recipe_serves_the_fixture_and_the_index_answers(
+    offline: tuple[dict[str, str], Path], closed_port: int
+) -> None:
+    env, _ = offline
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ops.statbel_fixture", "--port", str(closed_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        served = server.stdout.readline()
+        assert served.endswith(f"at http://127.0.0.1:{closed_port}/{DOCUMENT}\n"), served
+        refreshed = console("index", "refresh", env=env)
+        latest = console("index", env=env)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert (refreshed.returncode, refreshed.stderr) == (0, ""), refreshed.stderr
+    assert refreshed.stdout == (
+        f"stored {FIXTURE_MONTHS} months ({FIXTURE_MONTHS} new, 0 changed)"
+        " for base years 1996, 2004, 2013, 2025\n"
+    )
+    assert (latest.returncode, latest.stdout) == (0, "135.61 (2004 = 100, 2021-09)\n")
 
 
 def test_a_scheduled_refresh_that_gives_up_is_one_log_line(
