@@ -121,6 +121,26 @@ def test_an_offline_refresh_answers_the_cause_at_once_and_leaves_nothing_retryin
     assert "health index refresh failed (tried once, not retried): Statbel" in text
 
 
+def test_a_source_that_never_answers_is_given_up_within_the_statbel_timeout(
+    offline: tuple[dict[str, str], Path], closed_port: int
+) -> None:
+    """A port that takes the connection and then stays silent: the slowest offline case."""
+    env, _ = offline
+    with socket.socket() as silent:
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", closed_port))
+        silent.listen(8)  # the kernel completes the handshake; nothing is ever read or sent
+        started = time.monotonic()
+        done = console("index", "refresh", "--timeout", "30", env=env)
+        elapsed = time.monotonic() - started
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"zipscore: INDEX_UNAVAILABLE: Statbel (127.0.0.1:{closed_port}) unreachable:"
+        " ReadTimeout 'timed out'\n"
+    )
+    assert 9 < elapsed < 15  # the default Statbel timeout is 10 s
+
+
 def test_the_readme_recipe_serves_the_fixture_and_the_index_answers(
     offline: tuple[dict[str, str], Path], closed_port: int
 ) -> None:
