@@ -140,7 +140,11 @@ def index(ctx: click.Context, base_year: str | None, as_json: bool) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=None, help="Seconds to wait.")
 @json_option
 def index_refresh(timeout: float | None, as_json: bool) -> None:
-    """Refresh the health index from Statbel now, and wait for the outcome."""
+    """Refresh the health index from Statbel now, and wait for the outcome.
+
+    Statbel is tried once: when it cannot be reached the answer is INDEX_UNAVAILABLE with
+    the cause, at once (the scheduled refresh is the one that retries).
+    """
     report = answer_or_fail(lambda: make_client().refresh_index(timeout=timeout), as_json)
     human = (
         f"stored {report.months_stored} months ({report.months_new} new, "

@@ -198,14 +198,23 @@ class Client:
     def refresh_index(self, timeout: float | None = None) -> RefreshReport:
         """Enqueue a refresh from Statbel now and wait for its report.
 
+        The worker tries Statbel once (`retry=False`): someone is waiting, so a fault is
+        answered at once with its cause instead of retried for minutes behind their back
+        (the scheduled refresh retries).
+
         Raises:
-            ZipscoreError: INDEX_UNAVAILABLE when the refresh failed (the previous values
-                stay in service), TIMEOUT when it is still running (e.g. retrying).
+            ZipscoreError: INDEX_UNAVAILABLE when the refresh failed, with the cause (the
+                previous values stay in service), BACKEND_UNAVAILABLE when the worker's
+                Postgres or Redis is down, TIMEOUT when no worker answered in time.
         """
         wait = timeout if timeout is not None else self.settings.index_refresh_timeout
-        # No expiry: a refresh nobody waits for any more is still worth running.
+        # No expiry: a refresh nobody waits for any more is still worth running, once.
         report = self.call(
-            "index.refresh", timeout=wait, failure_code=ErrorCode.INDEX_UNAVAILABLE, expires=False
+            "index.refresh",
+            timeout=wait,
+            failure_code=ErrorCode.INDEX_UNAVAILABLE,
+            expires=False,
+            kwargs={"retry": False},
         )
         return RefreshReport.model_validate(report)
 
@@ -231,6 +240,7 @@ class Client:
         timeout: float | None = None,
         failure_code: ErrorCode = ErrorCode.BACKEND_UNAVAILABLE,
         expires: bool = True,
+        kwargs: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Send `task` by name, wait for its JSON answer, and raise contract errors.
 
@@ -240,7 +250,9 @@ class Client:
         """
         wait = timeout if timeout is not None else self.timeout
         try:
-            result = self._app.send_task(task, args=args, expires=wait if expires else None)
+            result = self._app.send_task(
+                task, args=args, kwargs=kwargs, expires=wait if expires else None
+            )
             logger.info("sent %s task_id=%s", task, result.id)
         except Exception as exc:  # kombu, redis or the result backend giving up on connecting
             if is_out_of_memory(exc):  # kombu wraps it in OperationalError

@@ -12,6 +12,7 @@ import time
 
 import httpx
 
+from worker.errors import echo
 from worker.settings import Settings, get_settings
 
 USER_AGENT = "zipscore-health-index/0.1 (+https://statbel.fgov.be)"
@@ -37,6 +38,11 @@ class StatbelSource:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url
+        parsed = httpx.URL(url)
+        # Named in every fault by host and port only: the URL's path, query and userinfo may
+        # hold a token or a password.
+        self.name = f"Statbel ({parsed.host}{f':{parsed.port}' if parsed.port else ''})"
+        self._secret = parsed.userinfo.decode()
         self.timeout = timeout
         self.max_bytes = max_bytes
         self._transport = transport
@@ -64,19 +70,25 @@ class StatbelSource:
                 self._check_status(response)
                 return self._read_capped(response, deadline)
         except httpx.TooManyRedirects:
-            raise SourceRefused("too many redirects") from None
+            raise SourceRefused(f"{self.name}: too many redirects") from None
         except (httpx.TransportError, httpx.StreamError) as exc:
-            raise SourceUnavailable(f"cannot read the source: {type(exc).__name__}") from None
+            # The cause as the OS or httpx gave it ("[Errno 111] Connection refused"), one
+            # capped line: it tells an unreachable host from a refused port or a DNS failure.
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            if self._secret:
+                detail = detail.replace(self._secret, "***")
+            cause = f"{type(exc).__name__} {echo(detail)}" if detail else type(exc).__name__
+            raise SourceUnavailable(f"{self.name} unreachable: {cause}") from None
 
     def _check_status(self, response: httpx.Response) -> None:
         status = response.status_code
         if status == 429 or status >= 500:
-            raise SourceUnavailable(f"the source answered HTTP {status}")
+            raise SourceUnavailable(f"{self.name} answered HTTP {status}")
         if status != 200:
-            raise SourceRefused(f"the source answered HTTP {status}")
+            raise SourceRefused(f"{self.name} answered HTTP {status}")
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            raise SourceRefused(f"the document is larger than {self.max_bytes} bytes")
+            raise SourceRefused(f"{self.name}: the document is larger than {self.max_bytes} bytes")
 
     def _read_capped(self, response: httpx.Response, deadline: float) -> bytes:
         chunks: list[bytes] = []
@@ -84,10 +96,12 @@ class StatbelSource:
         for chunk in response.iter_bytes():
             size += len(chunk)
             if size > self.max_bytes:
-                raise SourceRefused(f"the document is larger than {self.max_bytes} bytes")
+                raise SourceRefused(
+                    f"{self.name}: the document is larger than {self.max_bytes} bytes"
+                )
             # httpx's timeouts are per read: a server dripping bytes would never trip them.
             if time.monotonic() > deadline:
-                raise SourceUnavailable(f"the source took longer than {self.timeout:g} s")
+                raise SourceUnavailable(f"{self.name} took longer than {self.timeout:g} s")
             chunks.append(chunk)
         return b"".join(chunks)
 

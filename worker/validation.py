@@ -102,9 +102,18 @@ def parse_if_empty(value: object) -> bool:
         ZipscoreError: INDEX_UNAVAILABLE (the refresh's code for a refused message) for
             anything else, so a malformed message is not taken for a plain refresh.
     """
+    return parse_refresh_flag("if_empty", value)
+
+
+def parse_refresh_flag(name: str, value: object) -> bool:
+    """A boolean flag of `index.refresh` (`if_empty`, `retry`): JSON true or false only.
+
+    Raises:
+        ZipscoreError: INDEX_UNAVAILABLE for anything else.
+    """
     if isinstance(value, bool):
         return value
     raise ZipscoreError(
         ErrorCode.INDEX_UNAVAILABLE,
-        f"index.refresh: if_empty must be true or false, not {_echo(value)}",
+        f"index.refresh: {name} must be true or false, not {_echo(value)}",
     )

@@ -69,9 +69,16 @@ def wait_for(log: Path, text: str, process: subprocess.Popen[bytes], seconds: fl
         time.sleep(0.1)
 
 
-def queued_refreshes() -> int:
+def queued_refreshes(expected: int) -> int:
+    """The refreshes queued, once `expected` are or after 5 s: beat logs that it took the
+    lock just before it sends the start-up refresh, so the log line can come first."""
     client = redis.Redis.from_url(get_settings().broker)
-    return int(client.llen(f"{BEAT_PREFIX}:index"))
+    deadline = time.monotonic() + 5
+    while (queued := int(client.llen(f"{BEAT_PREFIX}:index"))) < expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return queued
 
 
 def test_a_second_beat_stands_by_and_takes_over_when_the_first_stops(
@@ -81,13 +88,13 @@ def test_a_second_beat_stands_by_and_takes_over_when_the_first_stops(
     wait_for(first_log, "acquired the beat lock", first)
     second, second_log = start_beat("second")
     wait_for(second_log, "another beat holds the lock", second)
-    assert queued_refreshes() == 1  # the start-up refresh, from the active beat only
+    assert queued_refreshes(1) == 1  # the start-up refresh, from the active beat only
     assert any(p.name.startswith("celerybeat-schedule") for p in (tmp_path / "first").iterdir())
 
     first.send_signal(signal.SIGTERM)
     assert first.wait(15) == 0
     wait_for(second_log, "acquired the beat lock", second)
-    assert queued_refreshes() == 2
+    assert queued_refreshes(2) == 2
     assert "acquired" not in second_log.read_text().split("another beat holds")[0]
     second.send_signal(signal.SIGTERM)
     assert second.wait(15) == 0

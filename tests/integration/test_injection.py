@@ -127,6 +127,9 @@ PARAMETERS = {
     "index.refresh(if_empty=)": Parameter(
         "index.refresh", ErrorCode.INDEX_UNAVAILABLE, keyword("if_empty")
     ),
+    "index.refresh(retry=)": Parameter(
+        "index.refresh", ErrorCode.INDEX_UNAVAILABLE, keyword("retry")
+    ),
     "pin_table(version)": Parameter("batch.pin_table", ErrorCode.BAD_INPUT_FILE, positional),
     "score_chunk(message)": Parameter(*CHUNK, positional),
     "score_chunk(message.job)": Parameter(*CHUNK, in_chunk_message("job")),

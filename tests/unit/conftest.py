@@ -94,9 +94,11 @@ def eager(
     """
     sent: list[tuple[str, tuple[Any, ...]]] = []
 
-    def send_task(name: str, args: tuple[Any, ...] = (), **_: Any) -> Any:
+    def send_task(
+        name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, **_: Any
+    ) -> Any:
         sent.append((name, tuple(args)))
-        return app.tasks[name].apply(args=args)
+        return app.tasks[name].apply(args=args, kwargs=kwargs)
 
     app.loader.import_default_modules()
     monkeypatch.setattr(app, "send_task", send_task)

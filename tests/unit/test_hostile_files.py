@@ -579,7 +579,7 @@ def test_any_statbel_answer_is_stored_or_refused_keeping_the_last_good_values(
         assert result.exit_code == 1, result.output  # INDEX_UNAVAILABLE: not the caller's input
         assert_one_line_error(result, ErrorCode.INDEX_UNAVAILABLE, as_json)
         # the document's own refusal, not some crash of the task reported as a failure
-        assert "the worker failed: DocumentRefused: " in result.stderr, result.stderr
+        assert "INDEX_UNAVAILABLE: the document was refused: " in result.stderr, result.stderr
         assert index_state(index_store, index_cache) == before
         return
     assert result.exit_code == 0, result.output

@@ -103,14 +103,16 @@ def test_refresh_index_reports_months_stored_and_new(client: Client) -> None:
 
 
 @respx.mock
-def test_a_failed_refresh_is_index_unavailable_with_the_reason(client: Client) -> None:
-    respx.get(STATBEL_TEST_URL).mock(return_value=httpx.Response(503))
+def test_a_failed_refresh_is_index_unavailable_with_the_reason_after_one_try(
+    client: Client,
+) -> None:
+    """It used to be retried (and the caller left waiting) like the scheduled refresh."""
+    route = respx.get(STATBEL_TEST_URL).mock(return_value=httpx.Response(503))
     with pytest.raises(ZipscoreError) as caught:
         client.refresh_index()
     assert caught.value.code is ErrorCode.INDEX_UNAVAILABLE
-    assert (
-        caught.value.message == "the worker failed: SourceUnavailable: the source answered HTTP 503"
-    )
+    assert caught.value.message == "Statbel (statbel.test) answered HTTP 503"
+    assert route.call_count == 1
 
 
 @pytest.fixture
@@ -201,7 +203,9 @@ def test_cli_refresh_failure_exits_1_and_keeps_serving(
     status, out, err = invoke(runner, "index", "refresh", "--json")
     assert status == 1
     assert json.loads(out)["error"]["code"] == "INDEX_UNAVAILABLE"
-    assert "SourceUnavailable" in err
+    assert err == (
+        "zipscore: INDEX_UNAVAILABLE: Statbel (statbel.test) unreachable: ConnectError 'refused'\n"
+    )
     assert index_store.rows == {}
 
 

@@ -330,3 +330,96 @@ def test_index_tasks_are_named_and_routed_to_the_index_queue() -> None:
     app.loader.import_default_modules()
     assert {"index.refresh", "index.latest"} <= set(app.tasks)
     assert app.amqp.router.route({}, "index.refresh")["queue"].name == "index"
+
+
+@respx.mock
+@pytest.mark.parametrize("fault", TRANSIENT_FAULTS, ids=lambda f: repr(f)[:30])
+def test_a_refresh_someone_waits_for_tries_once_and_answers_the_cause(
+    fault: httpx.Response | Exception, index_store: MemoryHealthIndexStore
+) -> None:
+    """`zipscore index refresh` used to be retried like beat's: minutes, then a TIMEOUT."""
+    route = statbel(fault)
+    result = refresh(retry=False)
+    assert result.state == "SUCCESS"
+    error = result.get()["error"]
+    assert error["code"] == "INDEX_UNAVAILABLE"
+    assert error["message"].startswith("Statbel (statbel.test) ")
+    assert route.call_count == 1
+    assert index_store.refreshes == []
+
+
+@respx.mock
+def test_an_unreachable_source_is_named_with_the_os_cause() -> None:
+    statbel(httpx.ConnectError("[Errno -2] Name or service not known"))
+    assert refresh(retry=False).get()["error"]["message"] == (
+        "Statbel (statbel.test) unreachable: ConnectError '[Errno -2] Name or service not known'"
+    )
+
+
+@respx.mock
+def test_a_backend_down_during_a_refresh_someone_waits_for_is_backend_unavailable(
+    index_cache: IndexCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    route = statbel(httpx.Response(200, content=fixture_body()))
+
+    def down(entry: dict[str, Any]) -> None:
+        raise redis.ConnectionError("Error 111 connecting to redis://:secret@10.0.0.1:6379")
+
+    monkeypatch.setattr(index_cache, "put", down)
+    assert refresh(retry=False).get()["error"] == {
+        "code": "BACKEND_UNAVAILABLE",
+        "message": "Redis unreachable (ConnectionError)",
+    }
+    assert route.call_count == 1
+
+
+@respx.mock
+@pytest.mark.parametrize("bad", ["false", 0, None, [False], {"retry": False}])
+def test_a_retry_that_is_not_a_boolean_is_refused_before_any_fetch(
+    bad: object, index_store: MemoryHealthIndexStore
+) -> None:
+    route = statbel(httpx.Response(200, content=fixture_body()))
+    answer = refresh(retry=bad).get()
+    assert answer["error"]["code"] == "INDEX_UNAVAILABLE"
+    assert answer["error"]["message"].startswith("index.refresh: retry must be true or false")
+    assert route.call_count == 0
+    assert index_store.refreshes == []
+
+
+@respx.mock
+def test_beats_message_without_retry_is_still_retried() -> None:
+    route = statbel(httpx.ConnectError("down"), httpx.Response(200, content=fixture_body()))
+    assert refresh(if_empty=True).get()["months_new"] == FIXTURE_MONTHS
+    assert route.call_count == 2
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("answer", "retries", "cause"),
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), 2, "Statbel (statbel.test) unr"),
+        (httpx.Response(404), 0, "Statbel (statbel.test) answered HTTP 404"),
+        (httpx.Response(200, text="<html/>"), 0, "the document was refused: "),
+    ],
+    ids=["unreachable", "404", "not-a-document"],
+)
+def test_a_scheduled_refresh_that_gives_up_says_so_in_one_error_line(
+    answer: httpx.Response | Exception,
+    retries: int,
+    cause: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """It used to be Celery's 'raised unexpected' ERROR with a 40-line traceback."""
+    statbel(answer)
+    caplog.set_level("INFO")
+    assert refresh().state == "FAILURE"
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert [r.name for r in errors] == ["worker.index_tasks"]
+    prefix = f"health index refresh failed after {retries} retr"
+    assert errors[0].getMessage().startswith(prefix)
+    assert cause in errors[0].getMessage()
+    assert errors[0].getMessage().endswith("; the previous values stay in service")
+    assert all(r.exc_info is None and "Traceback" not in r.getMessage() for r in caplog.records)
+    retried = [r for r in caplog.records if " retry: Retry in " in r.getMessage()]
+    assert len(retried) == retries
+    assert all(cause[:12] in r.getMessage() for r in retried)

@@ -9,6 +9,7 @@ import pytest
 import respx
 
 from tests.statbel_documents import fixture_body
+from worker.errors import echo
 from worker.settings import Settings
 from worker.statbel import SourceRefused, SourceUnavailable, StatbelSource, source_from_settings
 
@@ -123,3 +124,29 @@ def test_the_source_is_built_from_settings(monkeypatch: pytest.MonkeyPatch) -> N
         3.5,
         5_000_000,
     )
+
+
+@respx.mock
+def test_a_fault_names_the_host_and_the_os_cause_never_the_credentials() -> None:
+    """It used to say only 'cannot read the source: ConnectError': not which host, nor why."""
+    url = "https://reader:s3cret-token@statbel.test:8443/bestat/api/views/x/result/JSON?key=k"
+    respx.get(url).mock(side_effect=httpx.ConnectError("[Errno -2] Name or service not known"))
+    with pytest.raises(SourceUnavailable) as caught:
+        StatbelSource(url, timeout=2.0, max_bytes=CAP).fetch()
+    assert str(caught.value) == (
+        "Statbel (statbel.test:8443) unreachable:"
+        " ConnectError '[Errno -2] Name or service not known'"
+    )
+
+
+@respx.mock
+def test_a_cause_echoing_the_password_is_masked_and_capped() -> None:
+    url = "https://reader:s3cret-token@statbel.test/x"
+    respx.get(url).mock(side_effect=httpx.ConnectError("reader:s3cret-token " + "x" * 500))
+    with pytest.raises(SourceUnavailable) as caught:
+        StatbelSource(url, timeout=2.0, max_bytes=CAP).fetch()
+    assert "s3cret" not in str(caught.value)
+    assert str(caught.value) == (
+        f"Statbel (statbel.test) unreachable: ConnectError {echo('*** ' + 'x' * 500)}"
+    )
+    assert len(str(caught.value)) < 100
