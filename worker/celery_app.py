@@ -11,9 +11,11 @@ Producers import `app` only to `send_task` by name: this module imports nothing 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import CPendingDeprecationWarning
 from kombu import Queue
 
 import worker.flower_guard  # connects Celery's import_modules signal: Flower's safety check
@@ -80,10 +82,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # holds when its channel closes.
         "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_seconds,
         "worker_enable_soft_shutdown_on_idle": False,
-        # With the broker gone, a running task's acknowledgement can no longer reach it and
-        # the message will be delivered again: stop such tasks rather than finish work that
-        # is redone anyway (every task is idempotent).
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # With the broker gone, a running task's acknowledgement cannot reach it and Redis
+        # delivers the message again after the visibility timeout, whatever the worker does.
+        # Finishing the task still stores its result once Redis is back, so the producer
+        # waiting on it is answered now rather than an hour later; every task is idempotent,
+        # so the later second run changes nothing. (Celery's warning about this default is
+        # silenced below: the choice is made.)
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
@@ -119,9 +124,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def quiet_decided_warnings() -> None:
+    """Silence Celery's warning about a default zipscore has chosen (see celery_config)."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\s*In Celery 5\.1 we introduced an optional breaking change",
+        category=CPendingDeprecationWarning,
+    )
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     """Build the Celery app from settings; called once, below."""
     broker_transport.use()  # survives a broker restart with messages in hand
+    quiet_decided_warnings()
     broker_memory.use()  # a result waits while Redis is out of memory
     celery = Celery("zipscore", include=TASK_MODULES, task_cls=broker_memory.PatientTask)
     celery.conf.update(celery_config(settings or get_settings()))

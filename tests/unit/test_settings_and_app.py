@@ -84,7 +84,23 @@ def test_shutdown_and_connection_loss_choices_are_explicit() -> None:
     assert config["task_reject_on_worker_lost"] is False  # no redelivery loop of a killer
     assert 0 < config["worker_soft_shutdown_timeout"] < 60  # under compose's grace period
     assert config["worker_enable_soft_shutdown_on_idle"] is False
-    assert config["worker_cancel_long_running_tasks_on_connection_loss"] is True
+    assert config["worker_cancel_long_running_tasks_on_connection_loss"] is False
+
+
+def test_celerys_warning_about_the_connection_loss_default_is_silenced() -> None:
+    import warnings
+
+    from celery.exceptions import CPendingDeprecationWarning
+    from celery.worker.consumer.consumer import CANCEL_TASKS_BY_DEFAULT
+
+    from worker.celery_app import quiet_decided_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_decided_warnings()
+        warnings.warn(CANCEL_TASKS_BY_DEFAULT, CPendingDeprecationWarning, stacklevel=1)
+        warnings.warn("another warning", CPendingDeprecationWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["another warning"]
 
 
 def test_the_prefix_isolates_broker_and_results(monkeypatch: pytest.MonkeyPatch) -> None:
