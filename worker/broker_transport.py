@@ -76,19 +76,34 @@ class Channel(kombu_redis.Channel):
         params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
         return params
 
-    def _admit(self, item: bytes, queue: str) -> dict[str, Any] | None:
-        """The envelope of `item` when it may be delivered; None once it is refused."""
-        rules = envelope.Rules(
+    @property
+    def rules(self) -> envelope.Rules:
+        return envelope.Rules(
             task_queues=self.task_queues,
             is_task=is_zipscore_task,
             max_eta_seconds=self.max_eta_seconds,
             max_time_limit=self.max_time_limit,
         )
+
+    def _admit(self, item: bytes, queue: str) -> dict[str, Any] | None:
+        """The envelope of `item` when it may be delivered; None once it is refused."""
         try:
-            return envelope.check(item, queue, rules, datetime.now(UTC))
+            return envelope.check(item, queue, self.rules, datetime.now(UTC))
         except envelope.Refused as refused:
             self._refuse(item, queue, refused)
             return None
+
+    def _deliver_fanout_message(self, message: object, exchange: str) -> bool:
+        # A broadcast (remote control, events), which kombu has parsed: PUBLISH of a JSON
+        # list on the control channel stopped the worker too.
+        queue = self._fanout_to_queue[exchange]
+        try:
+            envelope.admit(message, queue, self.rules, datetime.now(UTC))
+        except envelope.Refused as refused:
+            self._refuse(json.dumps(message, default=repr).encode(), queue, refused)
+            return False
+        delivered: bool = super()._deliver_fanout_message(message, exchange)  # type: ignore[no-untyped-call]
+        return delivered
 
     def _refuse(self, item: bytes, queue: str, refused: envelope.Refused) -> None:
         logger.error(

@@ -76,13 +76,21 @@ def check(item: bytes, queue: str, rules: Rules, now: datetime) -> dict[str, Any
     `now` must be timezone-aware: an ETA more than `rules.max_eta_seconds` after it (and
     the clock-skew allowance) is refused.
     """
-    envelope = _parse(item, rules.max_bytes)
+    return admit(_parse(item, rules.max_bytes), queue, rules, now)
+
+
+def admit(envelope: object, queue: str, rules: Rules, now: datetime) -> dict[str, Any]:
+    """`envelope` already parsed (a broadcast's: kombu parses those itself), or Refused."""
+    if not isinstance(envelope, dict):
+        raise Refused(f"the message is a JSON {type(envelope).__name__}, not an object")
     properties = _properties(envelope)
     body = envelope.get("body")
     if not isinstance(body, str) or not body:
         raise Refused("the body is not a non-empty string")
     raw = _decode_body(body, properties.get("body_encoding"))
-    if queue not in rules.task_queues:
+    if queue not in rules.task_queues:  # a control reply or broadcast: JSON, as Celery's
+        _content(envelope)
+        _json(raw, "the body")
         return envelope
     headers = envelope.get("headers")
     if not isinstance(headers, dict):
@@ -92,34 +100,36 @@ def check(item: bytes, queue: str, rules: Rules, now: datetime) -> dict[str, Any
         raise Refused(f"the task id {shown(task_id)} is missing or not an id", task=_name(task))
     try:
         _task_headers(headers, rules, now)
-        if (envelope.get("content-type"), envelope.get("content-encoding")) != _CONTENT:
-            raise Refused(
-                f"content type {shown(envelope.get('content-type'), 40)} "
-                f"({shown(envelope.get('content-encoding'), 20)}) is not JSON in UTF-8"
-            )
-        _task_body(raw)
+        _content(envelope)
+        _task_body(_json(raw, "the task body"))
     except Refused as refused:
         raise Refused(refused.reason, task_id, _name(task)) from None
     return envelope
+
+
+def _content(envelope: dict[str, Any]) -> None:
+    if (envelope.get("content-type"), envelope.get("content-encoding")) != _CONTENT:
+        raise Refused(
+            f"content type {shown(envelope.get('content-type'), 40)} "
+            f"({shown(envelope.get('content-encoding'), 20)}) is not JSON in UTF-8"
+        )
 
 
 def _name(task: object) -> str | None:
     return task if isinstance(task, str) and _ID.fullmatch(task) else None
 
 
-def _parse(item: bytes, limit: int) -> dict[str, Any]:
+def _parse(item: bytes, limit: int) -> object:
     if len(item) > limit:
         raise Refused(f"message of {len(item)} bytes is over the {limit}-byte limit")
     try:
-        envelope = loads(item)  # type: ignore[no-untyped-call]
+        envelope: object = loads(item)  # type: ignore[no-untyped-call]
     except UnicodeDecodeError:
         raise Refused("the message is not UTF-8") from None
     except RecursionError:
         raise Refused("the message is nested too deeply") from None
     except Exception:  # json's and kombu's own type hooks raise several kinds
         raise Refused("the message is not JSON") from None
-    if not isinstance(envelope, dict):
-        raise Refused(f"the message is a JSON {type(envelope).__name__}, not an object")
     return envelope
 
 
@@ -205,13 +215,17 @@ def _moment(headers: dict[str, Any], key: str) -> datetime | None:
     return moment
 
 
-def _task_body(raw: bytes) -> None:
+def _json(raw: bytes, what: str) -> object:
     try:
-        body = loads(raw)  # type: ignore[no-untyped-call]
+        body: object = loads(raw)  # type: ignore[no-untyped-call]
     except RecursionError:
-        raise Refused("the task body is nested too deeply") from None
+        raise Refused(f"{what} is nested too deeply") from None
     except Exception:  # as in _parse
-        raise Refused("the task body is not JSON") from None
+        raise Refused(f"{what} is not JSON") from None
+    return body
+
+
+def _task_body(body: object) -> None:
     # Protocol 2, as Celery 4+ sends it: [args, kwargs, embed].
     if not (
         isinstance(body, list)

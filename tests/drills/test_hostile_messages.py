@@ -12,8 +12,11 @@ drill measures the worker's RSS after a flood of them (20,000 under `make drills
 
 from __future__ import annotations
 
+import base64
 import json
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.drills.conftest import StartWorker, scaled
-from tests.drills.servers import RedisServer, WorkerProcess, wait_until
+from tests.drills.servers import ROOT, RedisServer, WorkerProcess, wait_until
 from tests.messages import CORPUS, encode, mutated, task_message
 from worker.broker_transport import DEADLETTER_KEY, DEADLETTER_MAX, DEADLETTER_TTL_SECONDS
 
@@ -164,6 +167,35 @@ def test_generated_messages_never_stop_the_worker(queues: Queues) -> None:
     queues.none_held()
     assert max(queues.waits) < SERVES_AGAIN_WITHIN * 3, queues.summary()
     print(queues.summary())
+
+
+def broadcast(body: object) -> bytes:
+    """A remote-control broadcast envelope around the JSON `body`."""
+    message = task_message(queue="celery.pidbox")
+    message["headers"] = {}
+    message["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+    return encode(message)
+
+
+def test_a_broadcast_that_is_not_a_message_is_refused_and_remote_control_still_answers(
+    queues: Queues, drill_env: dict[str, str]
+) -> None:
+    # Remote control is a PUBLISH on this channel, which the worker subscribes to; a JSON
+    # list there stopped the worker (TypeError in kombu) before the check.
+    topic = f"{queues.prefix}:/0.celery.pidbox"
+    hostile = [b"[1]", b'{"a": 1}', b'{"properties": {}, "body": "x"}', b"null"]
+    odd = [broadcast([1]), broadcast({"method": "no_such_command"})]  # envelopes: Celery's
+    for item in [*hostile, *odd]:
+        assert queues.client.publish(topic, item) == 1  # the worker is listening
+        queues.serves_after("lookups", encode(task_message(task_id="warm-up")))
+    assert len(refusals(queues.worker)) == len(hostile)
+    ping = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker", "inspect", "ping", "-t", "5"],
+        cwd=ROOT, env=drill_env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert "pong" in ping.stdout
+    assert "Unrecoverable error" not in queues.worker.text()
 
 
 def rss_mb(worker: WorkerProcess) -> float:

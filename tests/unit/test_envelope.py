@@ -26,7 +26,7 @@ from tests.messages import CORPUS, mutated, task_message
 from worker.beat import beat_schedule
 from worker.broker_transport import is_zipscore_task
 from worker.celery_app import QUEUES, app
-from worker.envelope import Refused, Rules, check
+from worker.envelope import Refused, Rules, admit, check
 from worker.settings import Settings
 
 SETTINGS = Settings()
@@ -117,6 +117,16 @@ def test_other_queues_only_need_an_envelope_kombu_can_use() -> None:
 
 
 # --- the messages are refused ----------------------------------------------------
+
+
+def test_a_broadcast_kombu_parsed_is_checked_as_an_envelope() -> None:
+    control = json.loads(raw(lookup()))
+    control["headers"] = {}
+    queue = "celery@host.celery.pidbox"
+    assert admit(control, queue, RULES, now()) == control
+    for hostile in ([1], {"a": 1}, None, {**control, "content-type": "application/x-yaml"}):
+        with pytest.raises(Refused):
+            admit(hostile, queue, RULES, now())
 
 
 @pytest.mark.parametrize(
