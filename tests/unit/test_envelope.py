@@ -86,7 +86,8 @@ def test_a_lookup_as_the_client_sends_it_passes(sent: Any) -> None:
         ("zipcodes.by_risk_factor", "lookups", {"args": ("A",)}),
         ("health.ping", "lookups", {}),
         ("batch.pin_table", "batch", {"args": (None,)}),
-        ("batch.score_chunk", "batch", {"args": ({"job": "j", "chunk": 0},)}),
+        # As producer/batch.py sends it: Celery's argsrepr keeps the "\r\n" as it is.
+        ("batch.score_chunk", "batch", {"args": ({"job": "j", "chunk": 0, "newline": "\r\n"},)}),
         ("index.latest", "index", {"args": (2004,)}),
     ],
 )
