@@ -28,8 +28,10 @@ kombu prints or parses the broker URL (Flower's broker page, the worker's banner
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from queue import Empty
 from typing import Any
@@ -65,10 +67,18 @@ class Channel(kombu_redis.Channel):
         "task_queues",
         "max_eta_seconds",
         "max_time_limit",
+        "max_eta_messages",
     )
     task_queues: tuple[str, ...] = ()
     max_eta_seconds: float = 300.0
     max_time_limit: float = 90.0
+    max_eta_messages: int = 5_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # When the ETAs delivered by this channel fall due (a heap of timestamps): Celery
+        # holds each such message in memory until then, so their number is capped.
+        self._waiting: list[float] = []
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if getattr(self.connection, "client", None) is None:  # closed, or channel detached
@@ -88,10 +98,29 @@ class Channel(kombu_redis.Channel):
     def _admit(self, item: bytes, queue: str) -> dict[str, Any] | None:
         """The envelope of `item` when it may be delivered; None once it is refused."""
         try:
-            return envelope.check(item, queue, self.rules, datetime.now(UTC))
+            message = envelope.check(item, queue, self.rules, datetime.now(UTC))
+            if queue in self.task_queues:
+                self._wait_for(envelope.eta_of(message), message["headers"])
         except envelope.Refused as refused:
             self._refuse(item, queue, refused)
             return None
+        return message
+
+    def _wait_for(self, eta: datetime | None, headers: dict[str, Any]) -> None:
+        """Count a message held for its ETA; Refused when too many are held already."""
+        now = time.time()
+        while self._waiting and self._waiting[0] <= now:
+            heapq.heappop(self._waiting)
+        if eta is None or eta.timestamp() <= now:
+            return
+        if len(self._waiting) >= self.max_eta_messages:
+            raise envelope.Refused(
+                f"{len(self._waiting)} messages already wait for their ETA, the most one "
+                "worker holds",
+                headers.get("id"),
+                headers.get("task"),
+            )
+        heapq.heappush(self._waiting, eta.timestamp())
 
     def _deliver_fanout_message(self, message: object, exchange: str) -> bool:
         # A broadcast (remote control, events), which kombu has parsed: PUBLISH of a JSON

@@ -39,10 +39,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "retry_on_timeout": True,
         # Read by worker/broker_transport.py: messages on these queues must be zipscore
         # tasks; an ETA farther than the longest retry countdown is refused, as is a
-        # time limit longer than the hard one (see worker/envelope.py).
+        # time limit longer than the hard one (see worker/envelope.py), and a message
+        # with an ETA once a worker holds max_eta_messages of them.
         "task_queues": QUEUES,
         "max_eta_seconds": settings.max_eta,
         "max_time_limit": settings.task_time_limit,
+        "max_eta_messages": settings.max_eta_messages,
     }
     return {
         "broker_url": settings.broker,

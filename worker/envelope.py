@@ -107,6 +107,12 @@ def admit(envelope: object, queue: str, rules: Rules, now: datetime) -> dict[str
     return envelope
 
 
+def eta_of(envelope: dict[str, Any]) -> datetime | None:
+    """The ETA of an envelope `check` passed, or None."""
+    headers = envelope.get("headers")
+    return _moment(headers, "eta") if isinstance(headers, dict) else None
+
+
 def _content(envelope: dict[str, Any]) -> None:
     if (envelope.get("content-type"), envelope.get("content-encoding")) != _CONTENT:
         raise Refused(

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: int = Field(default=3_600, ge=60)
     # None: the longest retry countdown zipscore itself schedules (see `max_eta`).
     max_eta_seconds: int | None = Field(default=None, ge=1)
+    # Messages one worker holds in memory waiting for their ETA (~8 KiB each): ~40 MiB.
+    max_eta_messages: int = Field(default=5_000, ge=1, le=1_000_000)
 
     log_format: str = Field(default="text", pattern=r"^(text|json)$")
 

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import psutil
 import pytest
@@ -233,6 +234,37 @@ def test_a_flood_of_far_future_etas_is_refused_without_growing_the_worker(
     assert queues.deadletters() == min(count, DEADLETTER_MAX)
     ttl = queues.client.ttl(f"{queues.prefix}:{DEADLETTER_KEY}")
     assert 0 < ttl <= DEADLETTER_TTL_SECONDS
+    assert_no_crash_in(queues.worker.text())
+
+
+def test_messages_waiting_for_their_eta_are_capped(
+    drill_env: dict[str, str], redis_server: RedisServer, start_worker: StartWorker
+) -> None:
+    # ETAs inside the bound are retries as far as the worker can tell: it holds them in
+    # memory until they fall due, but no more of them than ZIPSCORE_MAX_ETA_MESSAGES.
+    cap = scaled(200, 5_000)
+    env = {**drill_env, "ZIPSCORE_MAX_ETA_MESSAGES": str(cap), "ZIPSCORE_MAX_ETA_SECONDS": "300"}
+    queues = Queues(redis_server, env["ZIPSCORE_REDIS_PREFIX"], start_worker(env))
+    queues.serves_after("lookups", encode(task_message(task_id="warm-up")))
+    before = rss_mb(queues.worker)
+    count = scaled(1_000, 20_000)
+    soon = (datetime.now(UTC) + timedelta(seconds=280)).isoformat()
+    for first in range(0, count, 1_000):
+        queues.push("lookups", *(
+            encode(task_message(task_id=f"soon-{n}", eta=soon))
+            for n in range(first, min(count, first + 1_000))
+        ))  # fmt: skip
+    wait_until(lambda: queues.length("lookups") == 0, scaled(60, 240), "the flood to be read")
+    waited = queues.serves_after("lookups", encode(task_message(task_id="after-soon")))
+    after = rss_mb(queues.worker)
+    print(f"{count} ETAs 280 s ahead, at most {cap} held: worker RSS {before:.0f} -> "
+          f"{after:.0f} MB; next lookup {waited * 1000:.0f} ms")  # fmt: skip
+    assert waited < SERVES_AGAIN_WITHIN
+    wait_until(lambda: queues.held() == cap, 5, f"{cap} messages held for their ETA")
+    lines = refusals(queues.worker)
+    assert len(lines) == count - cap
+    assert all("messages already wait for their ETA" in line for line in lines)
+    assert after - before < 20 + cap * 0.01, f"worker RSS {before:.0f} -> {after:.0f} MB"
     assert_no_crash_in(queues.worker.text())
 
 
