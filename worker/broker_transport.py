@@ -104,6 +104,9 @@ class Channel(kombu_redis.Channel):
         except envelope.Refused as refused:
             self._refuse(item, queue, refused)
             return None
+        except Exception as exc:  # a fault of the check itself must not stop the worker
+            self._refuse(item, queue, envelope.Refused(f"the check failed ({exc!r:.80})"))
+            return None
         return message
 
     def _wait_for(self, eta: datetime | None, headers: dict[str, Any]) -> None:
