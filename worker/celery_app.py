@@ -44,6 +44,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": 5,
         "socket_timeout": 30,
         "retry_on_timeout": True,
+        # Read by worker/broker_transport.py: messages on these queues must be zipscore
+        # tasks; an ETA farther than the longest retry countdown is refused, as is a
+        # time limit longer than the hard one (see worker/envelope.py), and a message
+        # with an ETA once a worker holds max_eta_messages of them.
+        "task_queues": QUEUES,
+        "max_eta_seconds": settings.max_eta,
+        "max_time_limit": settings.task_time_limit,
+        "max_eta_messages": settings.max_eta_messages,
     }
     return {
         "broker_url": settings.broker,

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     worker_max_memory_per_child_kb: int = Field(default=200_000, ge=10_000)
     visibility_timeout_seconds: int = Field(default=3_600, ge=60)
     worker_soft_shutdown_seconds: float = Field(default=45.0, ge=0, le=3_600)
+    # None: the longest retry countdown zipscore itself schedules (see `max_eta`).
+    max_eta_seconds: int | None = Field(default=None, ge=1)
+    # Messages one worker holds in memory waiting for their ETA (~8 KiB each): ~40 MiB.
+    max_eta_messages: int = Field(default=5_000, ge=1, le=1_000_000)
 
     log_format: str = Field(default="text", pattern=r"^(text|json)$")
 
@@ -139,16 +143,22 @@ class Settings(BaseSettings):
     def _index_choices_fit(self) -> Settings:
         if self.index_default_base_year not in self.index_base_years:
             raise ValueError("ZIPSCORE_INDEX_DEFAULT_BASE_YEAR must be one of the base years")
+        if self.max_eta_seconds is not None and self.max_eta_seconds < self.retry_countdown:
+            raise ValueError(
+                f"ZIPSCORE_MAX_ETA_SECONDS must be at least the longest retry countdown "
+                f"({self.retry_countdown} s), or zipscore's own retries are refused"
+            )
         # Redis hands a message to another worker once it has been unacknowledged for the
         # visibility timeout. A message is held unacknowledged while it runs (at most the hard
-        # time limit) or while its retry countdown runs: keep both, twice over, under it, or
-        # a slow task or a retried one would run twice.
+        # time limit) or while it waits for its ETA (a retry's countdown): keep both, twice
+        # over, under it, or a slow task or a retried one would run twice.
         if self.longest_unacknowledged_seconds * 2 > self.visibility_timeout_seconds:
             raise ValueError(
                 "ZIPSCORE_TASK_TIME_LIMIT plus the longest retry countdown "
                 f"({self.longest_unacknowledged_seconds} s in all, with "
-                "ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS) must stay under half of "
-                "ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS, or a task can be delivered twice"
+                "ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS or ZIPSCORE_MAX_ETA_SECONDS) must "
+                "stay under half of ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS, or a task can be "
+                "delivered twice"
             )
         return self
 
@@ -180,10 +190,24 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def retry_countdown(self) -> int:
+        """The longest countdown of a zipscore task's retry: lookups and batch, or the index."""
+        return max(TASK_RETRY_BACKOFF_MAX_SECONDS, self.index_retry_backoff_max_seconds)
+
+    @property
+    def max_eta(self) -> int:
+        """How far ahead a message's ETA may be: farther, the worker refuses the message.
+
+        zipscore's own messages carry an ETA only when Celery retries a task, at most the
+        longest retry countdown ahead; a worker holds such a message in memory, unacknowledged,
+        until its ETA, so the bound also caps how long a message is held.
+        """
+        return self.max_eta_seconds or self.retry_countdown
+
+    @property
     def longest_unacknowledged_seconds(self) -> int:
-        """The longest a worker holds one message unacknowledged: a run or a retry countdown."""
-        countdown = max(TASK_RETRY_BACKOFF_MAX_SECONDS, self.index_retry_backoff_max_seconds)
-        return self.task_time_limit + countdown
+        """The longest a worker holds one message unacknowledged: a run after its ETA wait."""
+        return self.task_time_limit + self.max_eta
 
     @property
     def index_refresh_crontab(self) -> tuple[str, str, str, str, str]:
