@@ -15,7 +15,7 @@ RUNS ?= 2 3
 RUN_WARNINGS := $(if $(filter 0,$(shell id -u)),PYTHONWARNINGS=ignore::UserWarning:celery.platforms,)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway profile clean doctor migrate load-sample
+.PHONY: help install browser run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -101,6 +101,9 @@ bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Pol
 
 bench-gateway: install ## gateway benchmark: 64 HTTP clients, off-loop vs blocking handlers
 	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
+
+bench-pressure: install ## the gateway with no worker: 100 uncached lookups and 6 concurrent 60 MB uploads
+	python -m ops.bench.gateway_pressure
 
 profile: install ## cProfile a burst of lookups and a batch run; top functions, reports/*.prof
 	python -m ops.bench.profile
