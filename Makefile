@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 .PHONY: help install browser run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 install: ## create .venv with the locked dependencies (uv.lock)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
