@@ -74,7 +74,7 @@ def queued(server: RedisServer) -> int:
 
 def test_an_ack_is_accepted_at_maxmemory(server: RedisServer, connection: Connection) -> None:
     queue = connection.SimpleQueue("lookups")
-    queue.put("one")
+    queue.put({"n": 1}, serializer="json")  # JSON: the message check refuses other bodies
     message = queue.get_nowait()
     assert len(unacked(server)) == 1
     fill(server)
@@ -86,7 +86,7 @@ def test_a_message_taken_at_maxmemory_waits_to_be_recorded(
     server: RedisServer, connection: Connection
 ) -> None:
     queue = connection.SimpleQueue("lookups")
-    queue.put("one")
+    queue.put({"n": 1}, serializer="json")  # JSON: the message check refuses other bodies
     fill(server)
     freeing = free_later(server, 1.0)
     started = time.monotonic()
@@ -103,14 +103,14 @@ def test_no_message_is_taken_while_redis_refuses_writes(
     server: RedisServer, connection: Connection
 ) -> None:
     queue = connection.SimpleQueue("lookups")
-    queue.put("one")
+    queue.put({"n": 1}, serializer="json")  # JSON: the message check refuses other bodies
     fill(server)
     with pytest.raises(queue.Empty):
         queue.get(timeout=1.5)  # BRPOP would take it, and its recording be refused
     assert queued(server) == 1
     server.client().delete("filler")
     message = queue.get(timeout=5)
-    assert message.payload == "one"
+    assert message.payload == {"n": 1}
     assert len(unacked(server)) == 1
 
 
@@ -118,7 +118,7 @@ def test_a_requeue_at_maxmemory_leaves_the_message_unacknowledged(
     server: RedisServer, connection: Connection
 ) -> None:
     queue = connection.SimpleQueue("lookups")
-    queue.put("one")
+    queue.put({"n": 1}, serializer="json")  # JSON: the message check refuses other bodies
     message = queue.get_nowait()
     fill(server)
     message.requeue()  # the RPUSH is refused: it stays for the periodic restore
