@@ -30,7 +30,6 @@ import random
 import socket
 import ssl
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -39,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import redis
 
 from ops.bench.batch_bench import ROOT, Env, environment, worker
+from ops.bench.http_server import serving
 
 HOST = "127.0.0.1"
 KNOWN = list(range(9000, 9240))  # in the sample table: the hit set
@@ -108,25 +107,9 @@ def gateway(env: Env, variant: str, log: Path) -> Iterator[str]:
         command += ["--port", str(port)]
     else:
         command = [sys.executable, __file__, "--serve-blocking", str(port)]
-    with log.open("wb") as sink:
-        process = psutil.Popen(command, cwd=ROOT, env=env.vars, stdout=sink, stderr=sink)
     base = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gateway did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.1)
+    with serving(command, base, env.vars, log, cwd=ROOT):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 # -- the cache states --------------------------------------------------------------------

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +36,7 @@ import redis
 
 from ops.bench.batch_bench import environment, zipscore_exe
 from ops.bench.gateway_bench import HOST, free_port
+from ops.bench.http_server import serving
 
 
 @contextlib.contextmanager
@@ -44,26 +44,9 @@ def served(env: Mapping[str, str], log: Path) -> Iterator[str]:
     """`zipscore serve` on a free port with `env` until the block ends; yields its base URL."""
     port = free_port()
     command = [zipscore_exe(), "serve", "--host", HOST, "--port", str(port)]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=dict(env), stdout=sink, stderr=sink)
     base = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gateway did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.05)
+    with serving(command, base, env, log):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 # -- lookups with no worker ------------------------------------------------------------------

@@ -1,0 +1,51 @@
+"""An HTTP server process for the benches: started, awaited on its /healthz, stopped.
+
+Both gateway benches (ops/bench/gateway_bench.py, ops/bench/gateway_pressure.py) run the
+gateway this way; the command is theirs, the wait and the clean stop are here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+
+@contextlib.contextmanager
+def serving(
+    command: Sequence[str],
+    base: str,
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    cwd: Path | None = None,
+    timeout: float = 30,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` until the block ends, once `base`/healthz answers 200.
+
+    Raises:
+        RuntimeError: the process exited, or did not answer within `timeout`; with its log.
+    """
+    with log.open("wb") as sink:
+        process = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdout=sink, stderr=sink)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{base} did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
