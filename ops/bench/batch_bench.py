@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import io
+import itertools
 import json
 import os
 import pstats
@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from ops import celery_worker  # noqa: E402
+from ops.bench import peers  # noqa: E402
 from worker.risk_table import expand, parse_text  # noqa: E402
 
 SAMPLE_TABLE = ROOT / "ops" / "sample_data" / "risk-table.sample.csv"
@@ -136,28 +137,33 @@ def worker(env: Env, queues: str, log: Path, *extra: str) -> Iterator[psutil.Pro
 # -- input ----------------------------------------------------------------------------------
 
 
-def generate(path: Path, rows: int) -> Path:
-    """A portfolio: policy id, zipcode (1 % bad, the rest 1000-9999), insured value, date."""
+def write_once(path: Path, header: str, lines: Iterator[str]) -> Path:
+    """Write `header` and `lines` to `path` unless it exists (inputs are kept between runs)."""
     if path.exists() and path.stat().st_size > 0:
         return path
-    rng = random.Random(rows)  # noqa: S311 - test data, not secrets
-    bad = ["", "abc", "999", "10000", " 9000"]
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as out:
-        out.write("policy_id,zipcode,insured_value,start_date\n")
-        batch: list[str] = []
+        out.write(header)
+        while block := list(itertools.islice(lines, 100_000)):
+            out.write("".join(block))
+    tmp.rename(path)
+    return path
+
+
+def generate(path: Path, rows: int) -> Path:
+    """A portfolio: policy id, zipcode (1 % bad, the rest 1000-9999), insured value, date."""
+    rng = random.Random(rows)  # noqa: S311 - test data, not secrets
+    bad = ["", "abc", "999", "10000", " 9000"]
+
+    def lines() -> Iterator[str]:
         for i in range(rows):
             zipcode = rng.choice(bad) if rng.random() < 0.01 else str(rng.randint(1000, 9999))
-            batch.append(
+            yield (
                 f"P{i:09d},{zipcode},{rng.randint(1_000, 900_000)},"
                 f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}\n"
             )
-            if len(batch) == 100_000:
-                out.write("".join(batch))
-                batch.clear()
-        out.write("".join(batch))
-    tmp.rename(path)
-    return path
+
+    return write_once(path, "policy_id,zipcode,insured_value,start_date\n", lines())
 
 
 FIRST_NAMES = ["Jan", "Marie", "Luc", "Anne-Sophie", "Mohamed", "Els", "Pieter", "Lotte"]
@@ -167,14 +173,10 @@ LAST_NAMES = ["Peeters", "Janssens", "Maes", "Dubois", "Van den Broeck", "O'Neil
 def generate_portfolio(path: Path, rows: int) -> Path:
     """A realistic portfolio: `customer_id,name,zipcode,premium`; names like `"Maes, Jan"`
     (a quoted comma) or `"Els ""Lizzy"" Peeters"` (doubled quotes); 1 % bad zipcodes."""
-    if path.exists() and path.stat().st_size > 0:
-        return path
     rng = random.Random(rows + 1)  # noqa: S311 - test data, not secrets
     bad = ["", "abc", "999", "10000", "12a4"]
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as out:
-        out.write("customer_id,name,zipcode,premium\n")
-        batch: list[str] = []
+
+    def lines() -> Iterator[str]:
         for i in range(rows):
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             shape = rng.random()
@@ -185,13 +187,9 @@ def generate_portfolio(path: Path, rows: int) -> Path:
             else:
                 name = f"{first} {last}"
             zipcode = rng.choice(bad) if rng.random() < 0.01 else str(rng.randint(1000, 9999))
-            batch.append(f"C{i:08d},{name},{zipcode},{rng.randint(100, 5_000)}.{i % 100:02d}\n")
-            if len(batch) == 100_000:
-                out.write("".join(batch))
-                batch.clear()
-        out.write("".join(batch))
-    tmp.rename(path)
-    return path
+            yield f"C{i:08d},{name},{zipcode},{rng.randint(100, 5_000)}.{i % 100:02d}\n"
+
+    return write_once(path, "customer_id,name,zipcode,premium\n", lines())
 
 
 def expanded_table(path: Path) -> Path:
@@ -206,26 +204,10 @@ def expanded_table(path: Path) -> Path:
 # -- (1) the floor --------------------------------------------------------------------------
 
 
-def floor(source: Path, target: Path) -> float:
-    """Single process: csv read, dict lookup, csv write. Returns rows/s."""
-    table = {
-        str(zipcode): factor for zipcode, factor in expand(parse_text(SAMPLE_TABLE.read_text()))
-    }
+def floor(source: Path, target: Path, table: Path) -> float:
+    """Single process: csv read, dict lookup, csv write (the csv peer, in process). Rows/s."""
     started = time.perf_counter()
-    rows = 0
-    with (
-        source.open(encoding="utf-8", newline="") as inp,
-        target.open("w", encoding="utf-8", newline="") as out,
-    ):
-        reader, writer = csv.reader(inp), csv.writer(out)
-        header = next(reader)
-        column = header.index("zipcode")
-        writer.writerow([*header, "risk_factor", "status", "error"])
-        get = table.get
-        for row in reader:
-            factor = get(row[column])
-            writer.writerow([*row, factor, "ok", ""] if factor else [*row, "", "unknown", ""])
-            rows += 1
+    rows = peers.with_csv(table, source, target)
     return rows / (time.perf_counter() - started)
 
 
@@ -394,7 +376,7 @@ def peer(design: str, table: Path, source: Path, target: Path) -> float:
 
 def side_by_side(env: Env, source: Path, rows: int, workdir: Path, repeats: int) -> list[str]:
     """Every design on one file, `repeats` interleaved rounds; the table of medians."""
-    table = expanded_table(workdir / "risk-table.expanded.csv")
+    table = workdir / "risk-table.expanded.csv"
     seconds: dict[str, list[float]] = {name: [] for name in (*PEERS, "zipscore")}
     for round_ in range(repeats):
         print(f"side by side, round {round_ + 1} of {repeats} ...", file=sys.stderr)
@@ -436,7 +418,7 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--naive-rows", type=int, default=5_000)
@@ -446,7 +428,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the side-by-side")
     parser.add_argument("--skip-peers", action="store_true", help="skip the side-by-side")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/zipscore-bench"))  # noqa: S108
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"generating inputs in {args.workdir} ...", file=sys.stderr)
     source = generate(args.workdir / f"portfolio-{args.rows}.csv", args.rows)
@@ -458,7 +444,8 @@ def main() -> int:
         )
 
     print("(1) floor ...", file=sys.stderr)
-    floor_rate = max(floor(source, args.workdir / "floor.out.csv") for _ in range(2))
+    table = expanded_table(args.workdir / "risk-table.expanded.csv")
+    floor_rate = max(floor(source, args.workdir / "floor.out.csv", table) for _ in range(2))
     (args.workdir / "floor.out.csv").unlink(missing_ok=True)
     with environment() as env:
         print("(2) naive ...", file=sys.stderr)
