@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tornado.options import options
 
+from worker import flower_quiet_start
 from worker.secret_files import read_secret
 
 # Read while Flower parses: the environment and the command line are already applied, and
@@ -24,3 +25,6 @@ if not options.address and not options.unix_socket:
 _login_file = os.environ.get("ZIPSCORE_FLOWER_BASIC_AUTH_FILE")
 if _login_file and not options.basic_auth:
     basic_auth = [read_secret(Path(_login_file))]
+
+# The first inspections run before the workers are up: INFO, not WARNING, while starting.
+flower_quiet_start.install()
