@@ -377,6 +377,11 @@ def test_the_docs_load_everything_from_this_server(plain: TestClient, page: str)
         kinds.add(Path(asset).suffix)
         assert len(answer.content) > 1_000
     assert ".js" in kinds
+    # The browser loads nothing from elsewhere, whatever the scripts ask (ReDoc: its logo).
+    policy = html.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "https:" not in policy
+    assert "*" not in policy
     if page == "/docs":
         assert ".css" in kinds
         assert '"validatorUrl": null' in html.text  # no badge fetched from the validator
