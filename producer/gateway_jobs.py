@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
@@ -131,6 +132,20 @@ class BatchLauncher:
                 {"Retry-After": str(SLOTS_RETRY_AFTER)},
             )
         return Slot(self._slots.release)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no batch of this launcher runs (within `timeout` seconds), else False."""
+        deadline = time.monotonic() + timeout
+        taken = 0
+        try:
+            while taken < self.max_running:
+                if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    return False
+                taken += 1
+            return True
+        finally:
+            for _ in range(taken):
+                self._slots.release()
 
     def start(
         self, source: Path, output: Path, *, zipcode_column: str, slot: Slot | None = None
