@@ -1,7 +1,7 @@
 """The gateway's API keys: who may ask, and where the gateway may listen without them.
 
     keys = ApiKeys(settings.gateway_api_keys)        # ZIPSCORE_GATEWAY_API_KEYS(_FILE)
-    router = APIRouter(dependencies=[Depends(keys.dependency())])
+    @app.get("/zipcodes/{zipcode}", dependencies=[Depends(keys.dependency())])
     curl -H "Authorization: Bearer $KEY" http://gateway:5000/zipcodes/9000
 
 With keys configured, every route but liveness, readiness and the docs needs one: a request
