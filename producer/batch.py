@@ -336,11 +336,11 @@ class BatchRunner:
     def _job(self, job: str) -> dict[str, str]:
         """The job's record; an unknown, expired or incomplete one is refused alike."""
         if not is_job_id(job):
-            raise ZipscoreError(ErrorCode.BAD_INPUT_FILE, f"not a job id: {job[:40]!r}")
+            raise ZipscoreError(ErrorCode.NOT_FOUND, f"not a job id: {job[:40]!r}")
         record = self.store.get_job(job)
         if record is None or not JOB_FIELDS.issubset(record):
             raise ZipscoreError(
-                ErrorCode.BAD_INPUT_FILE,
+                ErrorCode.NOT_FOUND,
                 f"no batch job {job} (unknown, or expired after "
                 f"{self.settings.batch_ttl_seconds // 86_400} days)",
             )

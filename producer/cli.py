@@ -361,8 +361,9 @@ def doctor(require_free_ports: bool, as_json: bool) -> None:
 def serve(host: str, port: int, as_json: bool) -> None:
     """Run the HTTP gateway until interrupted.
 
-    uvicorn serves it; the OpenAPI docs are at /docs. `--json` only shapes errors, as for
-    every command.
+    uvicorn serves it; the OpenAPI docs are at /docs. Beyond loopback (e.g. --host 0.0.0.0)
+    it needs API keys (ZIPSCORE_GATEWAY_API_KEYS_FILE) and refuses to start without them.
+    `--json` only shapes errors, as for every command.
     """
     from producer.gateway import serve as run_gateway
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
@@ -28,6 +29,7 @@ from typing import Protocol
 import anyio
 
 from producer.batch import BatchSummary, JobStatus, ProgressFactory
+from producer.gateway_limits import Refusal
 from producer.progress import Reporter
 from worker.errors import ErrorCode, ZipscoreError
 
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 # The upload directory's file system (or the gateway's quota) is full: no retry helps
 # until space is freed.
 STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Seconds a refused batch is asked to wait (`Retry-After`) for a slot to be given back.
+SLOTS_RETRY_AFTER = 10
 
 
 class UploadTooLarge(Exception):
@@ -118,14 +122,30 @@ class BatchLauncher:
         """Take a slot now, before the upload is read (check and take are one step).
 
         Raises:
-            ZipscoreError: BACKEND_UNAVAILABLE at once when `max_running` slots are taken.
+            Refusal: BACKEND_UNAVAILABLE (with `Retry-After`) at once when `max_running`
+                slots are taken.
         """
         if not self._slots.acquire(blocking=False):
-            raise ZipscoreError(
+            raise Refusal(
                 ErrorCode.BACKEND_UNAVAILABLE,
                 f"this gateway is running {self.max_running} batches already; retry later",
+                {"Retry-After": str(SLOTS_RETRY_AFTER)},
             )
         return Slot(self._slots.release)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no batch of this launcher runs (within `timeout` seconds), else False."""
+        deadline = time.monotonic() + timeout
+        taken = 0
+        try:
+            while taken < self.max_running:
+                if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    return False
+                taken += 1
+            return True
+        finally:
+            for _ in range(taken):
+                self._slots.release()
 
     def start(
         self, source: Path, output: Path, *, zipcode_column: str, slot: Slot | None = None

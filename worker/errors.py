@@ -40,10 +40,20 @@ class ErrorCode(StrEnum):
     BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
     # A command line that cannot be parsed: an unknown command or option, a missing argument.
     USAGE = "USAGE"
+    # What was named does not exist: a batch job (CLI and HTTP), an HTTP route.
+    NOT_FOUND = "NOT_FOUND"
+    # HTTP only: a method the route does not have, a job not in the state asked of it, no
+    # valid API key, too many batches started with one key.
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    CONFLICT = "CONFLICT"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    RATE_LIMITED = "RATE_LIMITED"
 
     @property
     def is_refused_input(self) -> bool:
-        """True when the caller's input was refused (CLI exit status 2, HTTP 400)."""
+        """True when the caller's input was refused (CLI exit status 2; HTTP 400, or the
+        gateway's more precise 401/404/405). CONFLICT and RATE_LIMITED are not: the same
+        request can succeed later, unchanged."""
         return self in _REFUSED_INPUT
 
 
@@ -54,6 +64,9 @@ _REFUSED_INPUT = frozenset(
         ErrorCode.WRONG_YEAR,
         ErrorCode.BAD_INPUT_FILE,
         ErrorCode.USAGE,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.METHOD_NOT_ALLOWED,
+        ErrorCode.UNAUTHORIZED,
     }
 )
 

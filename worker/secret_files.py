@@ -3,6 +3,7 @@
 `ZIPSCORE_DATABASE_PASSWORD_FILE` and `ZIPSCORE_REDIS_PASSWORD_FILE` name a file holding one
 password, so the password is never in an environment variable, a command line or a compose
 file. worker/settings.py reads them once and sets the password into the URLs that have none.
+`ZIPSCORE_GATEWAY_API_KEYS_FILE` names a file of the gateway's API keys, one a line.
 """
 
 from __future__ import annotations
@@ -13,10 +14,47 @@ from urllib.parse import quote, urlsplit, urlunsplit
 MAX_SECRET_BYTES = 4_096
 # The placeholders of .env.example and docs: a deployment that kept one is refused.
 PLACEHOLDERS = frozenset({"change-me", "changeme", "password"})
+MIN_API_KEY_CHARS = 16  # `openssl rand -hex 24` gives 48
 
 
 def read_secret(path: Path) -> str:
     """The secret in `path`, without its trailing line break; ValueError says what is wrong."""
+    raw = _read_text(path)
+    secret = raw.rstrip("\r\n")
+    if not secret or "\n" in secret:
+        raise ValueError("the secret file must hold one non-empty line")
+    refuse_placeholder(secret)
+    return secret
+
+
+def read_api_keys(path: Path) -> tuple[str, ...]:
+    """The API keys in `path`, one a line (blank lines and `#` comments skipped), each
+    checked by `check_api_key`; ValueError says what is wrong, never quoting a key."""
+    lines = (line.strip() for line in _read_text(path).splitlines())
+    keys = tuple(line for line in lines if line and not line.startswith("#"))
+    if not keys:
+        raise ValueError("the key file holds no key")
+    for number, key in enumerate(keys, 1):
+        try:
+            check_api_key(key)
+        except ValueError as exc:
+            raise ValueError(f"key {number} {exc}") from None
+    return keys
+
+
+def check_api_key(key: str) -> None:
+    """Refuse a key too short to be secret, one with blanks in it, or a placeholder."""
+    if len(key) < MIN_API_KEY_CHARS:
+        raise ValueError(
+            f"is shorter than {MIN_API_KEY_CHARS} characters (make one with openssl rand -hex 24)"
+        )
+    if any(char.isspace() or not char.isprintable() for char in key):
+        raise ValueError("holds a blank or a control character")
+    refuse_placeholder(key)
+
+
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of a small secret file; ValueError says what is wrong."""
     try:
         with path.open("rb") as file:
             raw = file.read(MAX_SECRET_BYTES + 1)
@@ -27,13 +65,9 @@ def read_secret(path: Path) -> str:
     if len(raw) > MAX_SECRET_BYTES:
         raise ValueError(f"the secret file is over {MAX_SECRET_BYTES} bytes")
     try:
-        secret = raw.decode("utf-8").rstrip("\r\n")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the secret file is not UTF-8 text") from None
-    if not secret or "\n" in secret:
-        raise ValueError("the secret file must hold one non-empty line")
-    refuse_placeholder(secret)
-    return secret
 
 
 def refuse_placeholder(secret: str) -> None:

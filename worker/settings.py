@@ -23,7 +23,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from worker.secret_files import read_secret, refuse_placeholder, url_password, with_password
+from worker.secret_files import (
+    check_api_key,
+    read_api_keys,
+    read_secret,
+    refuse_placeholder,
+    url_password,
+    with_password,
+)
 
 # beSTAT's public JSON view of the consumer price index family (English labels: "Base year",
 # "Health index", "Month", "Year"), as used by other public consumers of Statbel's open data.
@@ -100,6 +107,10 @@ class Settings(BaseSettings):
     gateway_max_waiting: int = Field(default=32, ge=0, le=10_000)
     gateway_max_batches: int = Field(default=2, ge=1, le=64)
     gateway_ready_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # API keys: comma-separated here, or one a line in the file (a container secret).
+    gateway_api_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
+    gateway_api_keys_file: Path | None = None
+    gateway_batches_per_minute: int = Field(default=10, ge=1, le=10_000)
 
     @field_validator("task_time_limit")
     @classmethod
@@ -122,6 +133,34 @@ class Settings(BaseSettings):
         if not value or any(not 1900 <= year <= 2200 for year in value):
             raise ValueError("must be a comma-separated list of years such as 1996,2004,2013")
         return tuple(sorted(set(value)))
+
+    @field_validator("gateway_api_keys", mode="before")
+    @classmethod
+    def _comma_separated_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _api_keys_are_real(self) -> Settings:
+        """Keys from the variable or the file (never both), each long enough; no message
+        quotes a key."""
+        if self.gateway_api_keys and self.gateway_api_keys_file is not None:
+            raise ValueError(
+                "ZIPSCORE_GATEWAY_API_KEYS and ZIPSCORE_GATEWAY_API_KEYS_FILE are both set:"
+                " keep the keys in one place"
+            )
+        for number, key in enumerate(self.gateway_api_keys, 1):
+            try:
+                check_api_key(key)
+            except ValueError as exc:
+                raise ValueError(f"ZIPSCORE_GATEWAY_API_KEYS: key {number} {exc}") from None
+        if self.gateway_api_keys_file is not None:
+            try:
+                self.gateway_api_keys = read_api_keys(self.gateway_api_keys_file)
+            except ValueError as exc:
+                raise ValueError(f"ZIPSCORE_GATEWAY_API_KEYS_FILE: {exc}") from None
+        return self
 
     @field_validator("index_refresh_cron")
     @classmethod

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import celery.exceptions
+import httpx
 import psycopg
 import pytest
 import redis
@@ -266,3 +267,63 @@ def test_an_upload_onto_a_full_disk_is_507_and_the_disk_is_given_back(
         while api.get(f"/batches/{job}").json()["state"] != "done":
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+# -- API keys on a real `zipscore serve` beyond loopback --------------------------------------
+
+
+def test_zipscore_serve_on_every_interface_with_keys_answers_only_with_one(
+    tmp_path: Path,
+) -> None:
+    """`--host 0.0.0.0` with a key file starts (it refuses to without keys: the unit test);
+    over loopback, a lookup without the key is 401, with it the session's worker answers."""
+    from ops.bench.batch_bench import zipscore_exe
+    from ops.bench.gateway_bench import free_port
+
+    key = uuid.uuid4().hex
+    key_file = tmp_path / "gateway_api_keys"
+    key_file.write_text(f"{key}\n")
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("ZIPSCORE_GATEWAY_API_KEYS")
+    }
+    env |= {
+        "ZIPSCORE_GATEWAY_API_KEYS_FILE": str(key_file),
+        "ZIPSCORE_GATEWAY_UPLOAD_DIR": str(tmp_path / "uploads"),
+    }
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    base = f"http://127.0.0.1:{port}"
+    command = [zipscore_exe(), "serve", "--host", "0.0.0.0", "--port", str(port)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:  # no key
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        refused = httpx.get(f"{base}/zipcodes/9000", timeout=10)
+        wrong = httpx.get(f"{base}/zipcodes/9000", headers={"Authorization": "Bearer " + "x" * 32})
+        answered = httpx.get(
+            f"{base}/zipcodes/9000", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (401, "UNAUTHORIZED")
+    assert refused.headers["www-authenticate"] == 'Bearer realm="zipscore"'
+    assert wrong.status_code == 401
+    assert answered.status_code == 200, answered.text
+    assert answered.json() == {"zipcode": 9000, "risk_factor": "B", "exists": True}
+    assert key not in log.read_text()

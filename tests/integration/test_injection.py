@@ -219,8 +219,8 @@ COMMANDS: dict[str, tuple[ErrorCode, Callable[[str, Path, Path], list[str]]]] = 
         lambda p, _, __: ["zipcodes", "--risk-factor", p],
     ),
     "index --base-year": (ErrorCode.WRONG_YEAR, lambda p, _, __: ["index", "--base-year", p]),
-    "job status JOB_ID": (ErrorCode.BAD_INPUT_FILE, lambda p, _, __: ["job", "status", p]),
-    "score --resume JOB_ID": (ErrorCode.BAD_INPUT_FILE, lambda p, _, __: ["score", "--resume", p]),
+    "job status JOB_ID": (ErrorCode.NOT_FOUND, lambda p, _, __: ["job", "status", p]),
+    "score --resume JOB_ID": (ErrorCode.NOT_FOUND, lambda p, _, __: ["score", "--resume", p]),
     "score --zipcode-column": (
         ErrorCode.BAD_INPUT_FILE,
         lambda p, source, tmp: [
@@ -281,7 +281,7 @@ ROUTES: dict[str, tuple[int, ErrorCode, Callable[[str], str]]] = {
     ),
     "/index?base_year=": (400, ErrorCode.WRONG_YEAR, lambda p: f"/index?base_year={quote(p)}"),
     "/index?year=": (400, ErrorCode.WRONG_YEAR, lambda p: f"/index?year={quote(p)}"),
-    "/batches/{job_id}": (404, ErrorCode.BAD_INPUT_FILE, lambda p: f"/batches/{quote(p)}"),
+    "/batches/{job_id}": (404, ErrorCode.NOT_FOUND, lambda p: f"/batches/{quote(p)}"),
 }
 
 

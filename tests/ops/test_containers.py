@@ -125,6 +125,22 @@ def test_gateway_serves_on_a_loopback_port_with_a_healthcheck(
     assert "127.0.0.1:5000/healthz" in script
 
 
+def test_the_gateway_gets_its_api_keys_as_a_secret_file(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """It listens on 0.0.0.0 in its container, so `zipscore serve` needs keys to start."""
+    gateway = services["gateway"]
+    command = gateway["command"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    env = gateway["environment"]
+    assert env["ZIPSCORE_GATEWAY_API_KEYS_FILE"] == "/run/secrets/gateway_api_keys"
+    assert "ZIPSCORE_GATEWAY_API_KEYS" not in env  # never the keys themselves
+    assert "gateway_api_keys" in gateway["secrets"]
+    assert compose["secrets"]["gateway_api_keys"] == {"file": "./secrets/gateway_api_keys"}
+    for name in APP_SERVICES - {"gateway"}:  # only the gateway reads them
+        assert "gateway_api_keys" not in services[name]["secrets"], name
+
+
 def test_passwords_come_from_secret_files(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:

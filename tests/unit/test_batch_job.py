@@ -411,7 +411,7 @@ def test_unknown_jobs_are_refused(client: Client, eager: Sent, job_id: str) -> N
     for call in (client.batch_status, client.resume_batch):
         with pytest.raises(ZipscoreError) as caught:
             call(job_id)
-        assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+        assert caught.value.code is ErrorCode.NOT_FOUND
 
 
 @pytest.mark.parametrize("job_id", ["0123456789abcdef\n", "0123456789abcdef\r\n", " 0123456789"])
@@ -422,7 +422,7 @@ def test_a_job_id_must_be_the_whole_text(
     for call in (client.batch_status, client.resume_batch):
         with pytest.raises(ZipscoreError) as caught:
             call(job_id)
-        assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+        assert caught.value.code is ErrorCode.NOT_FOUND
         assert caught.value.message.startswith("not a job id")
     message = {**GOOD_MESSAGE, "job": job_id}
     assert app.tasks["batch.score_chunk"].apply(args=[message]).get()["error"]["code"] == (
@@ -455,7 +455,7 @@ def test_an_incomplete_job_record_is_an_unknown_job(
     for call in (client.batch_status, client.resume_batch):
         with pytest.raises(ZipscoreError) as caught:
             call("0123456789abcdef")
-        assert caught.value.code is ErrorCode.BAD_INPUT_FILE
+        assert caught.value.code is ErrorCode.NOT_FOUND
         assert caught.value.message.startswith("no batch job 0123456789abcdef")
 
 
@@ -474,7 +474,7 @@ def test_cli_status_of_an_incomplete_record_is_an_unknown_job(
     batch_store.create_job("0123456789abcdef", {"state": "interrupted"})
     done = runner.invoke(cli.cli, ["job", "status", "0123456789abcdef"])
     assert done.exit_code == 2
-    assert done.stderr.startswith("zipscore: BAD_INPUT_FILE: no batch job")
+    assert done.stderr.startswith("zipscore: NOT_FOUND: no batch job")
 
 
 class LostResult:

@@ -269,6 +269,12 @@ def test_a_broken_async_cache_falls_back_to_the_client(
         (ErrorCode.RISK_FACTOR_NOT_VALID, 400),
         (ErrorCode.WRONG_YEAR, 400),
         (ErrorCode.BAD_INPUT_FILE, 400),
+        (ErrorCode.USAGE, 400),
+        (ErrorCode.UNAUTHORIZED, 401),
+        (ErrorCode.NOT_FOUND, 404),
+        (ErrorCode.METHOD_NOT_ALLOWED, 405),
+        (ErrorCode.CONFLICT, 409),
+        (ErrorCode.RATE_LIMITED, 429),
         (ErrorCode.INDEX_UNAVAILABLE, 503),
         (ErrorCode.BACKEND_UNAVAILABLE, 503),
         (ErrorCode.TIMEOUT, 504),
@@ -300,8 +306,11 @@ def test_no_traceback_reaches_a_client(client: Client, monkeypatch: pytest.Monke
 
 
 def test_unknown_routes_and_methods_answer_in_the_contract_shape(api: TestClient) -> None:
-    assert error(api.get("/nowhere")) == (404, "BAD_INPUT_FILE")
-    assert error(api.delete("/zipcodes/9000")) == (405, "BAD_INPUT_FILE")
+    assert error(api.get("/nowhere")) == (404, "NOT_FOUND")
+    wrong_method = api.delete("/zipcodes/9000")
+    assert error(wrong_method) == (405, "METHOD_NOT_ALLOWED")
+    assert wrong_method.headers["allow"] == "GET, HEAD"
+    assert error(api.get("/batches")) == (405, "METHOD_NOT_ALLOWED")
 
 
 # -- health -----------------------------------------------------------------------------
@@ -626,8 +635,8 @@ def test_an_upload_onto_a_full_disk_is_507_and_leaves_nothing(
 
 def test_unknown_jobs_are_404(api: TestClient) -> None:
     for path in ("/batches/0123456789abcdef", "/batches/not-a-job", "/batches/abcdef12/result"):
-        assert error(api.get(path)) == (404, "BAD_INPUT_FILE")
-    assert error(api.post("/batches/0123456789abcdef/resume")) == (404, "BAD_INPUT_FILE")
+        assert error(api.get(path)) == (404, "NOT_FOUND")
+    assert error(api.post("/batches/0123456789abcdef/resume")) == (404, "NOT_FOUND")
 
 
 def job_status(tmp_path: Path, state: str) -> JobStatus:
@@ -654,7 +663,7 @@ def test_the_result_is_409_until_the_job_is_done(
 ) -> None:
     monkeypatch.setattr(client, "batch_status", lambda job: job_status(tmp_path, "running"))
     response = api.get("/batches/0123456789abcdef/result")
-    assert error(response) == (409, "BACKEND_UNAVAILABLE")
+    assert error(response) == (409, "CONFLICT")
     assert "running (2/5 chunks)" in response.json()["error"]["message"]
 
 
@@ -663,7 +672,7 @@ def test_a_result_outside_the_upload_directory_is_never_served(
 ) -> None:
     elsewhere = job_status(tmp_path, "done").model_copy(update={"output": "/etc/passwd"})
     monkeypatch.setattr(client, "batch_status", lambda job: elsewhere)
-    assert error(api.get("/batches/0123456789abcdef/result")) == (404, "BAD_INPUT_FILE")
+    assert error(api.get("/batches/0123456789abcdef/result")) == (404, "NOT_FOUND")
 
 
 def test_resume_runs_an_interrupted_job_and_refuses_a_running_one(
@@ -688,7 +697,7 @@ def test_resume_runs_an_interrupted_job_and_refuses_a_running_one(
     assert resumed == ["0123456789abcdef"]
 
     state["now"] = "running"
-    assert error(api.post("/batches/0123456789abcdef/resume")) == (409, "BACKEND_UNAVAILABLE")
+    assert error(api.post("/batches/0123456789abcdef/resume")) == (409, "CONFLICT")
     state["now"] = "done"
     assert api.post("/batches/0123456789abcdef/resume").status_code == 202
     assert resumed == ["0123456789abcdef"]

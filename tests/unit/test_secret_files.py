@@ -1,4 +1,5 @@
-"""Passwords from files (container secrets), and the example placeholders refused."""
+"""Passwords and the gateway's API keys from files (container secrets), and the example
+placeholders refused."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import redis.connection
 from pydantic import PostgresDsn, RedisDsn
 
 from worker.secret_files import read_secret, with_password
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError, get_settings
 
 
 def settings_of(**values: Any) -> Settings:
@@ -100,3 +101,56 @@ def test_a_password_in_the_url_and_in_a_file_is_refused(tmp_path: Path) -> None:
 def test_an_ipv6_host_keeps_its_brackets() -> None:
     url = with_password("redis://[::1]:6379/0", "pw")
     assert redis.connection.parse_url(url)["host"] == "::1"
+
+
+# -- the gateway's API keys ---------------------------------------------------------------
+
+KEY = "k3y-0123456789abcdef-one"
+OTHER_KEY = "k3y-fedcba9876543210-two"
+
+
+def test_keys_come_from_the_variable_or_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZIPSCORE_GATEWAY_API_KEYS", f" {KEY} ,{OTHER_KEY},")
+    from_variable = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert from_variable.gateway_api_keys == (KEY, OTHER_KEY)
+    monkeypatch.delenv("ZIPSCORE_GATEWAY_API_KEYS")
+    assert KEY not in repr(from_variable)
+    key_file = tmp_path / "gateway_api_keys"
+    key_file.write_text(f"# rotated 2026-11\n{KEY}\n\n{OTHER_KEY}\r\n")
+    from_file = Settings(_env_file=None, gateway_api_keys_file=key_file)  # type: ignore[call-arg]
+    assert from_file.gateway_api_keys == (KEY, OTHER_KEY)
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"gateway_api_keys": "short-key"}, "key 1 is shorter than 16 characters"),
+        ({"gateway_api_keys": f"{KEY},{KEY[:8]} {KEY[8:]}"}, "key 2 holds a blank"),
+        ({"gateway_api_keys_file": "missing"}, "cannot read the secret file"),
+        ({"gateway_api_keys_file": "empty"}, "the key file holds no key"),
+        ({"gateway_api_keys_file": "short"}, "key 2 is shorter than 16 characters"),
+        ({"gateway_api_keys": KEY, "gateway_api_keys_file": "good"}, "keep the keys in one"),
+    ],
+)
+def test_bad_keys_are_refused_without_quoting_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values: dict[str, str], problem: str
+) -> None:
+    files = {"empty": "# none yet\n\n", "short": f"{KEY}\nabc123\n", "good": f"{KEY}\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    for name, value in values.items():
+        if name.endswith("_file"):
+            value = str(tmp_path / value)
+        monkeypatch.setenv(f"ZIPSCORE_{name.upper()}", value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as refused:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert problem in str(refused.value)
+    assert KEY not in str(refused.value)
+    assert KEY[:8] not in str(refused.value)
+    assert "abc123" not in str(refused.value)
