@@ -127,6 +127,16 @@ class Channel(PatientChannel):
             )
         heapq.heappush(self._waiting, eta.timestamp())
 
+    def _receive_one(self, c: Any) -> Any:
+        # kombu decodes a broadcast before `_deliver_fanout_message` and catches only
+        # TypeError and ValueError: a PUBLISH of JSON nested deeper than the interpreter's
+        # recursion limit raised RecursionError out of the worker's event loop.
+        try:
+            return super()._receive_one(c)  # type: ignore[no-untyped-call]
+        except RecursionError:
+            logger.error("refused broadcast: its JSON is nested too deeply to decode")
+            raise Empty() from None
+
     def _deliver_fanout_message(self, message: object, exchange: str) -> bool:
         # A broadcast (remote control, events), which kombu has parsed: PUBLISH of a JSON
         # list on the control channel stopped the worker too.
@@ -135,6 +145,10 @@ class Channel(PatientChannel):
             envelope.admit(message, queue, self.rules, datetime.now(UTC))
         except envelope.Refused as refused:
             self._refuse(json.dumps(message, default=repr).encode(), queue, refused)
+            return False
+        except Exception as exc:  # a fault of the check itself must not stop the worker
+            failed = envelope.Refused(f"the check failed ({exc!r:.80})")
+            self._refuse(repr(message)[:DEADLETTER_MESSAGE_BYTES].encode(), queue, failed)
             return False
         delivered: bool = super()._deliver_fanout_message(message, exchange)  # type: ignore[no-untyped-call]
         return delivered

@@ -192,6 +192,12 @@ def test_a_broadcast_that_is_not_a_message_is_refused_and_remote_control_still_a
         assert queues.client.publish(topic, item) == 1  # the worker is listening
         queues.serves_after("lookups", encode(task_message(task_id="warm-up")))
     assert len(refusals(queues.worker)) == len(hostile)
+    # JSON nested past the recursion limit: kombu decodes it before any check, and its
+    # RecursionError escaped the event loop.
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert queues.client.publish(topic, deep) == 1
+    queues.serves_after("lookups", encode(task_message(task_id="after-deep")))
+    assert "refused broadcast: its JSON is nested too deeply" in queues.worker.text()
 
     def pong() -> bool:
         ping = subprocess.run(
