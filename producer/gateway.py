@@ -55,6 +55,7 @@ from producer.gateway_cache import AsyncCacheReader
 from producer.gateway_jobs import (
     STORAGE_FULL,
     BatchLauncher,
+    Slot,
     UploadTooLarge,
     receive_upload,
     upload_paths,
@@ -699,9 +700,7 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
             )
             job = await asyncio.wrap_future(started)
         except BaseException as exc:
-            if started is None:  # else the job's thread has the slot, and gives it back
-                slot.release()
-            _remove(source, output)
+            _undo_start(started, slot, source, output)
             if isinstance(exc, UploadTooLarge):
                 return _too_large(settings)
             if (full := _storage_full(exc)) is not None:
@@ -750,7 +749,7 @@ def _batch_routes(app: FastAPI, context: _Context) -> None:
         if status.state == "running":
             return error_response(ErrorCode.CONFLICT, f"job {job_id} is running; nothing to resume")
         if status.state != "done":
-            _held(status, upload_dir)
+            _resumable_here(status, upload_dir)
             try:
                 started = await run(functools.partial(launcher.resume, job_id))
                 await asyncio.wrap_future(started)
@@ -829,11 +828,29 @@ async def _status(job_id: str, client: Client, run: Offload) -> JobStatus:
 
 
 def _held(status: JobStatus, upload_dir: Path) -> Path:
-    """The job's output, when it lies in this gateway's upload directory (never elsewhere)."""
+    """The job's finished output, when it lies in this gateway's upload directory."""
     output = Path(status.output)
     if output.parent != upload_dir or not output.is_file():
         raise _UnknownJob(f"the files of job {status.job_id} are not held by this gateway")
     return output
+
+
+def _undo_start(started: Future[str] | None, slot: Slot, *files: Path) -> None:
+    """Clean up after an upload whose job did not (or may not yet) start."""
+    if started is None:  # else the job's thread has the slot, and gives it back
+        slot.release()
+    # A job that may be running owns its upload (the client went away meanwhile): removing
+    # it would leave that job an input it can no longer be resumed from.
+    if started is None or started.done():
+        _remove(*files)
+
+
+def _resumable_here(status: JobStatus, upload_dir: Path) -> None:
+    """Refuse to resume a job whose upload this gateway does not hold. Its output need not
+    exist: an unfinished job writes a partial file beside it, renamed into place at the end."""
+    source, output = Path(status.input), Path(status.output)
+    if output.parent != upload_dir or source.parent != upload_dir or not source.is_file():
+        raise _UnknownJob(f"the files of job {status.job_id} are not held by this gateway")
 
 
 def _scrubbed(exc: ZipscoreError, *places: Path) -> ZipscoreError:

@@ -184,6 +184,9 @@ class BatchLauncher:
         def drive() -> None:
             try:
                 summary = run(progress)
+                # A job found already published has no rows left to report progress on.
+                if not started.done():
+                    started.set_result(summary.job_id)
                 logger.info("batch job %s done: %d rows", summary.job_id, summary.rows)
             except BaseException as exc:
                 if not started.done():

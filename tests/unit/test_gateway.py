@@ -679,7 +679,7 @@ def test_resume_runs_an_interrupted_job_and_refuses_a_running_one(
     api: TestClient, client: Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     (tmp_path / "uploads").mkdir()
-    (tmp_path / "uploads" / "a.scored.csv").write_text("zipcode\n")
+    (tmp_path / "uploads" / "a.csv").write_text("zipcode\n")  # the upload; no output yet
     resumed: list[str] = []
 
     def resume_batch(job: str, *, progress: Any) -> Any:
@@ -701,6 +701,52 @@ def test_resume_runs_an_interrupted_job_and_refuses_a_running_one(
     state["now"] = "done"
     assert api.post("/batches/0123456789abcdef/resume").status_code == 202
     assert resumed == ["0123456789abcdef"]
+
+
+def test_a_job_stopped_before_its_output_was_published_is_resumed_over_http(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Regression: resume required the finished output file, which an unfinished job never
+    has (it writes a partial file beside it), so every real resume answered 404."""
+    import producer.batch
+
+    real_publish = producer.batch._publish
+    fail_once = [True]
+
+    def publish_fails_once(sink: Any, record: dict[str, str]) -> None:
+        if fail_once.pop() if fail_once else False:
+            raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, "disk full (drill)")
+        real_publish(sink, record)
+
+    monkeypatch.setattr(producer.batch, "_publish", publish_fails_once)
+    # Given a job whose rows were all scored, then stopped before its output was in place
+    job = api.post("/batches", content=b"zipcode\n9000\n1501\n").json()["job_id"]
+    deadline = time.monotonic() + 20
+    while api.get(f"/batches/{job}").json()["state"] == "running":
+        assert time.monotonic() < deadline, "the job did not stop"
+        time.sleep(0.02)
+    assert not list((tmp_path / "uploads").glob("*.scored.csv"))
+    # When it is resumed over HTTP, then it is accepted and finishes with its output
+    assert api.post(f"/batches/{job}/resume").status_code == 202
+    assert wait_done(api, job)["rows"] == 2
+    assert api.get(f"/batches/{job}/result").text.splitlines()[1].startswith("9000,")
+
+
+@pytest.mark.timeout(20)
+def test_a_resume_that_finds_the_job_already_published_answers(
+    api: TestClient, client: Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Regression: a resume whose runner reported no progress (the job had been published
+    meanwhile) left the request waiting for ever."""
+    from types import SimpleNamespace
+
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "uploads" / "a.csv").write_text("zipcode\n")
+    monkeypatch.setattr(
+        client, "resume_batch", lambda job, *, progress: SimpleNamespace(job_id=job, rows=8)
+    )
+    monkeypatch.setattr(client, "batch_status", lambda job: job_status(tmp_path, "interrupted"))
+    assert api.post("/batches/0123456789abcdef/resume").status_code == 202
 
 
 def test_resume_never_shows_the_server_paths(
