@@ -247,7 +247,7 @@ def score(
         job = resume_hint(client)
         hint = f"; resume with: zipscore score --resume {job}" if job else ""
         click.echo(f"zipscore: interrupted{hint}", err=True)
-        sys.exit(1)
+        sys.exit(130)  # 128 + SIGINT, as for every command
     human = (
         f"scored {summary.rows} rows (ok {summary.ok}, unknown {summary.unknown}, "
         f"invalid {summary.invalid}) in {summary.seconds:.1f} s, "

@@ -234,3 +234,18 @@ def test_dash_for_a_stream_is_refused_with_a_clear_usage_error(argv: tuple[str, 
     assert done.returncode == 2
     assert done.stderr.startswith("zipscore: USAGE: Invalid value")
     assert "'-' (standard input or output) is not accepted: give a file path" in done.stderr
+
+
+def test_an_interrupted_batch_exits_130_with_its_resume_hint(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("zipcode\n9000\n")
+
+    def interrupted(*_: Any, **__: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("producer.client.Client.score_file", interrupted)
+    result = runner.invoke(cli.cli, ["score", str(source), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 130
+    assert "zipscore: interrupted" in result.output
