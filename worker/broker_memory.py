@@ -245,6 +245,7 @@ class PatientChannel(kombu_redis.Channel):
 
     QoS = PatientQoS
     short_of_memory = False
+    probe_refused = False
 
     def _brpop_start(self, timeout: int | None = None) -> None:
         if not self._has_room():
@@ -273,8 +274,12 @@ class PatientChannel(kombu_redis.Channel):
             self.client.set(MEMORY_PROBE_KEY, b"1", nx=True)
         except redis.ResponseError as exc:
             if not is_out_of_memory(exc):
-                raise
-            if not self.short_of_memory:
+                # A Redis that refuses this write for another reason (an ACL without SET,
+                # a read-only replica) still lets the worker pop messages, as before.
+                if not self.probe_refused:
+                    logger.warning("memory probe refused (%s): taking messages anyway", exc)
+                self.probe_refused = True
+                return True
                 logger.warning("%s: taking no message until it has room", OOM_MESSAGE)
             self.short_of_memory = True
             return False

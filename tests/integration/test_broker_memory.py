@@ -124,3 +124,23 @@ def test_a_requeue_at_maxmemory_leaves_the_message_unacknowledged(
     message.requeue()  # the RPUSH is refused: it stays for the periodic restore
     assert len(unacked(server)) == 1
     assert queued(server) == 0
+
+
+def test_a_redis_that_refuses_the_probe_for_another_reason_still_serves(
+    server: RedisServer,
+) -> None:
+    """Regression: a broker user allowed to pop but not to SET (an ACL) made the probe raise
+    out of the worker's event loop; only a refusal for lack of memory holds messages back."""
+    server.client().execute_command(
+        "ACL", "SETUSER", "popper", "on", ">popper-pw", "~*", "&*", "+@all", "-set"
+    )
+    url = server.url.replace("redis://", "redis://popper:popper-pw@", 1)
+    with Connection(
+        url,
+        transport=broker_transport.Transport,
+        transport_options={"global_keyprefix": f"{PREFIX}:"},
+    ) as conn:
+        queue = conn.SimpleQueue("lookups")
+        queue.put({"n": 1}, serializer="json")
+        message = queue.get(timeout=5)
+        assert message.payload == {"n": 1}
