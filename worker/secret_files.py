@@ -82,14 +82,16 @@ def url_password(url: str) -> str | None:
 
 
 def with_password(url: str, password: str) -> str:
-    """`url` with `password` set (the URL must not already hold one)."""
+    """`url` with `password` set (the URL must not already hold one).
+
+    The rest of the URL is kept as written: a percent-encoded user name stays encoded once,
+    and a multi-host Postgres URL (`h1:5432,h2:5432`) keeps every host.
+    """
     parts = urlsplit(url)
-    if parts.password is not None:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at:
+        userinfo, hosts = "", parts.netloc
+    if ":" in userinfo:
         raise ValueError("has a password in the URL and in a file: keep it in one place")
-    user = quote(parts.username, safe="") if parts.username else ""
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 address
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{user}:{quote(password, safe='')}@{host}{port}"
+    netloc = f"{userinfo}:{quote(password, safe='')}@{hosts}"
     return urlunsplit(parts._replace(netloc=netloc))

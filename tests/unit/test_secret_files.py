@@ -154,3 +154,14 @@ def test_bad_keys_are_refused_without_quoting_them(
     assert KEY not in str(refused.value)
     assert KEY[:8] not in str(refused.value)
     assert "abc123" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://user%40corp@db/z", "postgresql://user%40corp:p%40ss@db/z"),
+        ("postgresql://u@h1:5432,h2:5432/z", "postgresql://u:p%40ss@h1:5432,h2:5432/z"),
+    ],
+)
+def test_the_rest_of_the_url_is_kept_as_written(url: str, expected: str) -> None:
+    assert with_password(url, "p@ss") == expected
