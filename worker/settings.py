@@ -221,6 +221,10 @@ class Settings(BaseSettings):
                 continue
             try:
                 secret = read_secret(path)
+                if kind == "redis" and ('"' in secret or "\\" in secret):
+                    # Compose hands the same file to Redis as `requirepass "<it>"`, where a
+                    # quote or a backslash would change the password Redis expects.
+                    raise ValueError("must hold no double quote or backslash (openssl rand -hex)")
                 for role, url in self._urls.items():
                     if (role == "database") == (kind == "database"):
                         self._urls[role] = with_password(url, secret)

@@ -165,3 +165,11 @@ def test_bad_keys_are_refused_without_quoting_them(
 )
 def test_the_rest_of_the_url_is_kept_as_written(url: str, expected: str) -> None:
     assert with_password(url, "p@ss") == expected
+
+
+@pytest.mark.parametrize("password", ['pa"ss', "pa\\ss"])
+def test_a_redis_password_that_redis_would_read_differently_is_refused(
+    tmp_path: Path, password: str
+) -> None:
+    with pytest.raises(ValueError, match="no double quote or backslash"):
+        settings_of(redis_password_file=secret(tmp_path, password + "\n"))
