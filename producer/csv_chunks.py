@@ -268,13 +268,16 @@ def open_input(path: Path) -> BinaryIO:
         ZipscoreError: BAD_INPUT_FILE if it cannot be opened or is not a regular file.
     """
     try:
-        handle = path.open("rb")
+        # Non-blocking to open: a named pipe with no writer would block the open itself,
+        # before the check below could refuse it. A regular file ignores the flag.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise refuse(path, f"cannot read it ({exc.strerror or type(exc).__name__})") from None
-    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-        handle.close()
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
         raise refuse(path, "not a regular file")
-    return handle
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
 
 
 def inspect_handle(

@@ -607,3 +607,16 @@ def test_an_output_directory_where_no_file_can_be_created_is_a_contract_error(
         batch_runner._create_partial(tmp_path / "out.csv", tmp_path / "out.csv", "0123456789abcdef")
     assert caught.value.code is code
     assert os.strerror(error) in caught.value.message
+
+
+@pytest.mark.timeout(20)
+def test_an_input_that_is_a_named_pipe_is_refused_without_waiting_for_a_writer(
+    tmp_path: Path,
+) -> None:
+    """Regression: opening a FIFO with no writer blocked before the regular-file check."""
+    from producer.csv_chunks import open_input
+
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(ZipscoreError, match="not a regular file"):
+        open_input(fifo)
