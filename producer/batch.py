@@ -275,7 +275,10 @@ class BatchRunner:
             layout = inspect_handle(handle, source, zipcode_column, max_bytes=max_bytes)
             target = _output_target(output, os.fstat(handle.fileno()))
             job = uuid.uuid4().hex[:16]
-            self._claim_output(job, str(target))
+            # Until the job's lease keeper renews it, the lock must outlast the table pinning.
+            settings = self.settings
+            until_run = settings.batch_lease_seconds + settings.batch_chunk_deadline_seconds
+            self._claim_output(job, str(target), until_run)
             partial: Path | None = None
             try:
                 partial = _create_partial(output, target, job)  # before anything is pinned
@@ -350,9 +353,13 @@ class BatchRunner:
         wait = self.settings.batch_chunk_deadline_seconds
         return self.client.call("batch.pin_table", version, timeout=wait)
 
-    def _claim_output(self, job: str, target: str) -> None:
-        """Lock the output path for `job`, or refuse it: another running job writes there."""
-        holder = self.store.claim_output(target, job, self.settings.batch_lease_seconds)
+    def _claim_output(self, job: str, target: str, seconds: float | None = None) -> None:
+        """Lock the output path for `job`, or refuse it: another running job writes there.
+
+        The lock lasts a lease unless `seconds` says longer (before the job's lease keeper
+        runs, pinning the table may take up to the chunk deadline).
+        """
+        holder = self.store.claim_output(target, job, seconds or self.settings.batch_lease_seconds)
         if holder is not None:
             raise OutputBusy(
                 ErrorCode.BAD_INPUT_FILE,

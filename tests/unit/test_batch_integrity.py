@@ -620,3 +620,28 @@ def test_an_input_that_is_a_named_pipe_is_refused_without_waiting_for_a_writer(
     os.mkfifo(fifo)
     with pytest.raises(ZipscoreError, match="not a regular file"):
         open_input(fifo)
+
+
+def test_the_output_lock_outlasts_the_table_pinning_of_a_new_job(
+    client: Client, eager: Sent, batch_store: BatchStore, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Regression: the lock was taken for one lease (15 s) while pinning the table may wait
+    the chunk deadline (120 s) before the lease keeper renews it."""
+    import producer.batch
+
+    source, target = portfolio(tmp_path / "in.csv", 10), tmp_path / "out.csv"
+    seen: list[int] = []
+    real_pin = producer.batch.BatchRunner._pin
+
+    def pin_and_look(runner: Any, version: int | None) -> dict[str, Any]:
+        seen.append(int(batch_store.redis.pttl(batch_store.output_key(str(target.resolve())))))
+        return real_pin(runner, version)
+
+    monkeypatch.setattr(producer.batch.BatchRunner, "_pin", pin_and_look)
+    assert client.score_file(source, target, chunk_size=5).rows == 10
+    settings = client.settings
+    lease_ms = settings.batch_lease_seconds * 1000
+    deadline_ms = settings.batch_chunk_deadline_seconds * 1000
+    assert seen
+    assert seen[0] > lease_ms + deadline_ms - 5_000
