@@ -644,4 +644,4 @@ def test_the_output_lock_outlasts_the_table_pinning_of_a_new_job(
     lease_ms = settings.batch_lease_seconds * 1000
     deadline_ms = settings.batch_chunk_deadline_seconds * 1000
     assert seen
-    assert seen[0] > lease_ms + deadline_ms - 5_000
+    assert seen[0] > lease_ms + deadline_ms - 1_000  # what has elapsed since the claim
