@@ -639,6 +639,7 @@ def test_the_output_lock_outlasts_the_table_pinning_of_a_new_job(
         return real_pin(runner, version)
 
     monkeypatch.setattr(producer.batch.BatchRunner, "_pin", pin_and_look)
+    monkeypatch.setattr(client.settings, "batch_chunk_deadline_seconds", 60.0)  # tests: 0.3
     assert client.score_file(source, target, chunk_size=5).rows == 10
     settings = client.settings
     lease_ms = settings.batch_lease_seconds * 1000
