@@ -33,7 +33,13 @@ class QuietStart(logging.Filter):
 
 
 def install(grace_seconds: float = START_GRACE_SECONDS) -> QuietStart:
-    """Attach the filter to Flower's inspector logger; returns it."""
+    """Attach the filter to Flower's inspector logger once (the config file may be read
+    more than once); a second call starts the grace period again. Returns the filter."""
+    logger = logging.getLogger("flower.inspector")
+    for existing in logger.filters:
+        if isinstance(existing, QuietStart):
+            existing.until = time.monotonic() + grace_seconds
+            return existing
     quiet = QuietStart(grace_seconds)
-    logging.getLogger("flower.inspector").addFilter(quiet)
+    logger.addFilter(quiet)
     return quiet

@@ -42,3 +42,13 @@ def test_zipscores_flower_config_installs_it() -> None:
 
     config = (Path(__file__).resolve().parents[2] / "flowerconfig.py").read_text()
     assert "flower_quiet_start.install()" in config
+
+
+def test_installing_twice_keeps_one_filter() -> None:
+    logger = logging.getLogger("flower.inspector")
+    first, second = install(grace_seconds=60), install(grace_seconds=60)
+    try:
+        assert first is second
+        assert sum(isinstance(f, type(first)) for f in logger.filters) == 1
+    finally:
+        logger.removeFilter(first)

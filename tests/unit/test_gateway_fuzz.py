@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import fakeredis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -74,12 +75,9 @@ def pings_answered(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:  # 
             return {"worker": "ok", "postgres": "ok"}
         return call(task, *args, **kwargs)
 
-    class Pong:
-        def ping(self) -> bool:
-            return True
-
     monkeypatch.setattr(client, "call", ping_or_call)
-    monkeypatch.setattr("worker.cache.redis_client", lambda url: Pong())
+    # A healthy Redis to readiness: it answers PING, and INFO and CONFIG as a fit one does.
+    monkeypatch.setattr("worker.cache.redis_client", lambda url: fakeredis.FakeRedis())
 
 
 @pytest.mark.usefixtures("pings_answered")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import fakeredis
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -81,7 +82,8 @@ def keyed(keyed_client: Client, index_eager: Sent) -> Iterator[TestClient]:
 def job_status(tmp_path: Path, state: str) -> JobStatus:
     uploads = tmp_path / "uploads"
     uploads.mkdir(exist_ok=True)
-    (uploads / "a.scored.csv").write_text("zipcode\n")
+    (uploads / "a.csv").write_text("zipcode\n9000\n")  # the upload, which a resume reads
+    (uploads / "a.scored.csv").write_text("zipcode\n")  # the result, which /result serves
     return JobStatus(
         job_id=JOB,
         state=state,
@@ -267,11 +269,6 @@ def test_each_operation_answers_its_documented_success(
         assert [response.status_code] == success, (path, response.text)
 
 
-class _Ping:
-    def ping(self) -> bool:
-        return True
-
-
 def answer_pings(backend: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """Readiness checks pass: Redis answers PING, a worker `health.ping`."""
     call = backend.call
@@ -282,7 +279,7 @@ def answer_pings(backend: Client, monkeypatch: pytest.MonkeyPatch) -> None:
         return call(task, *args, **kwargs)
 
     monkeypatch.setattr(backend, "call", ping_or_call)
-    monkeypatch.setattr("worker.cache.redis_client", lambda url: _Ping())
+    monkeypatch.setattr("worker.cache.redis_client", lambda url: fakeredis.FakeRedis())
 
 
 # -- Retry-After on every 503 -----------------------------------------------------------
@@ -334,7 +331,7 @@ def test_not_ready_says_when_to_retry(
         raise ZipscoreError(ErrorCode.TIMEOUT, "no answer from a worker within 2 s")
 
     monkeypatch.setattr(plain_client, "call", silent)
-    monkeypatch.setattr("worker.cache.redis_client", lambda url: _Ping())
+    monkeypatch.setattr("worker.cache.redis_client", lambda url: fakeredis.FakeRedis())
     with TestClient(gateway.create_app(plain_client.settings, client=plain_client)) as api:
         response = api.get("/readyz")
     assert response.status_code == 503
