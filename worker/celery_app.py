@@ -86,8 +86,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # lets running tasks finish for this long, then puts the rest back on their queue
         # at once, rather than leaving them unacknowledged for the visibility timeout. Keep
         # it under the stop grace period (compose: 45 s of 60 for workers, 110 of 120 for
-        # batch workers). An idle worker does not wait: kombu restores the messages it
-        # holds when its channel closes.
+        # batch workers). An idle worker does not wait (every container stop would take the
+        # whole window): kombu restores the messages it holds when its channel closes. Celery
+        # warns that this can miss messages held for an ETA (an index retry): those then come
+        # back after the visibility timeout, which is the price of a prompt stop.
         "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_seconds,
         "worker_enable_soft_shutdown_on_idle": False,
         # With the broker gone, a running task's acknowledgement cannot reach it and Redis
