@@ -41,7 +41,7 @@ import httpx
 import redis
 
 from ops.bench.batch_bench import ROOT, Env, environment, worker
-from ops.bench.http_server import serving
+from ops.http_server import serving
 
 HOST = "127.0.0.1"
 KNOWN = list(range(9000, 9240))  # in the sample table: the hit set

@@ -36,7 +36,7 @@ import redis
 
 from ops.bench.batch_bench import environment, zipscore_exe
 from ops.bench.gateway_bench import HOST, free_port
-from ops.bench.http_server import serving
+from ops.http_server import serving
 
 
 @contextlib.contextmanager

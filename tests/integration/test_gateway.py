@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 
 from ops.bench.gateway_pressure import Watch, burst, queued_tasks, served
+from ops.http_server import serving
 from producer import gateway
 from producer.client import Client
 from tests.integration.test_batch import check, portfolio
@@ -296,31 +297,12 @@ def test_zipscore_serve_on_every_interface_with_keys_answers_only_with_one(
     log = tmp_path / "gateway.log"
     base = f"http://127.0.0.1:{port}"
     command = [zipscore_exe(), "serve", "--host", "0.0.0.0", "--port", str(port)]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:  # no key
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.05)
+    with serving(command, base, env, log):  # /healthz answers without a key
         refused = httpx.get(f"{base}/zipcodes/9000", timeout=10)
         wrong = httpx.get(f"{base}/zipcodes/9000", headers={"Authorization": "Bearer " + "x" * 32})
         answered = httpx.get(
             f"{base}/zipcodes/9000", headers={"Authorization": f"Bearer {key}"}, timeout=30
         )
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
     assert (refused.status_code, refused.json()["error"]["code"]) == (401, "UNAUTHORIZED")
     assert refused.headers["www-authenticate"] == 'Bearer realm="zipscore"'
     assert wrong.status_code == 401

@@ -1,7 +1,8 @@
-"""An HTTP server process for the benches: started, awaited on its /healthz, stopped.
+"""An HTTP server process (the gateway): started, awaited on its /healthz, stopped.
 
-Both gateway benches (ops/bench/gateway_bench.py, ops/bench/gateway_pressure.py) run the
-gateway this way; the command is theirs, the wait and the clean stop are here.
+The gateway benches (ops/bench/gateway_bench.py, ops/bench/gateway_pressure.py) and the
+tests that run `zipscore serve` as a real process start it this way, as ops/celery_worker.py
+does for workers: the command is theirs, the wait and the clean stop are here.
 """
 
 from __future__ import annotations
