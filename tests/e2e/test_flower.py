@@ -16,10 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, console
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "reports" / "screenshots"
+from tests.e2e.conftest import ROOT, SCREENSHOTS, console, headless_chromium
 
 
 def free_port() -> int:
@@ -173,33 +170,18 @@ def test_flower_with_credentials_sees_the_worker(flower: Flower) -> None:
 
 
 def test_dashboard_in_headless_chromium(flower: Flower, e2e_env: dict[str, str]) -> None:
-    if not CHROMIUM.exists():
-        if os.environ.get("ZIPSCORE_REQUIRE_SERVICES") == "1":
-            pytest.fail("chromium is required in CI (make browser installs it)")
-        pytest.skip("chromium is not installed: `make browser` installs Debian's package")
-    from playwright.sync_api import sync_playwright
-
     for zipcode in ("9000", "1000", "1501"):
         assert console("lookup", zipcode, env=e2e_env).returncode == 0
     node = f"e2e-{os.getpid()}@"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        try:
-            context = browser.new_context(
-                http_credentials={"username": flower.user, "password": flower.password},
-                viewport={"width": 1400, "height": 900},
-            )
-            page = context.new_page()
-            page.goto(f"{flower.url}/workers", wait_until="networkidle")
-            page.get_by_text(node).first.wait_for(timeout=30_000)
-            page.screenshot(path=str(SCREENSHOTS / "flower-workers.png"), full_page=True)
-            page.goto(f"{flower.url}/tasks", wait_until="networkidle")
-            page.get_by_text("zipcodes.lookup").first.wait_for(timeout=30_000)
-            page.screenshot(path=str(SCREENSHOTS / "flower-tasks.png"), full_page=True)
-        finally:
-            browser.close()
+    with headless_chromium() as browser:
+        context = browser.new_context(
+            http_credentials={"username": flower.user, "password": flower.password},
+            viewport={"width": 1400, "height": 900},
+        )
+        page = context.new_page()
+        page.goto(f"{flower.url}/workers", wait_until="networkidle")
+        page.get_by_text(node).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "flower-workers.png"), full_page=True)
+        page.goto(f"{flower.url}/tasks", wait_until="networkidle")
+        page.get_by_text("zipcodes.lookup").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "flower-tasks.png"), full_page=True)
