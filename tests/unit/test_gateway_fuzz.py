@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import fakeredis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +23,7 @@ from producer import gateway
 from producer.client import Client
 from producer.gateway_jobs import BatchLauncher
 from tests.unit.test_gateway import client  # noqa: F401  (the eager client fixture)
+from tests.unit.test_gateway_http import answer_pings
 
 Sent = list[tuple[str, tuple[Any, ...]]]
 DOCUMENTED_SERVER_ERRORS = {503, 504}
@@ -68,16 +68,7 @@ def pings_answered(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:  # 
     """/readyz's checks answer without Postgres or Redis. An eager `health.ping` would open
     the process's real Postgres pool against the integration tier's database, which does not
     exist yet: the pool would back off, and later hold up the session worker's first tasks."""
-    call = client.call
-
-    def ping_or_call(task: str, *args: Any, **kwargs: Any) -> Any:
-        if task == "health.ping":
-            return {"worker": "ok", "postgres": "ok"}
-        return call(task, *args, **kwargs)
-
-    monkeypatch.setattr(client, "call", ping_or_call)
-    # A healthy Redis to readiness: it answers PING, and INFO and CONFIG as a fit one does.
-    monkeypatch.setattr("worker.cache.redis_client", lambda url: fakeredis.FakeRedis())
+    answer_pings(client, monkeypatch)
 
 
 @pytest.mark.usefixtures("pings_answered")

@@ -27,6 +27,7 @@ from producer.gateway_auth import ApiKeys, refuse_exposure
 from producer.gateway_jobs import BatchLauncher
 from producer.gateway_limits import BatchRateLimit, Refusal
 from tests.unit.test_gateway import error, seed_index, settings
+from tests.unit.test_gateway import job_status as gateway_job_status
 from worker.batch_store import BatchStore
 from worker.cache import ResultCache
 from worker.errors import ErrorCode, ZipscoreError
@@ -80,26 +81,12 @@ def keyed(keyed_client: Client, index_eager: Sent) -> Iterator[TestClient]:
 
 
 def job_status(tmp_path: Path, state: str) -> JobStatus:
+    """test_gateway's job in `state`, with its upload and its result on disk."""
     uploads = tmp_path / "uploads"
     uploads.mkdir(exist_ok=True)
     (uploads / "a.csv").write_text("zipcode\n9000\n")  # the upload, which a resume reads
     (uploads / "a.scored.csv").write_text("zipcode\n")  # the result, which /result serves
-    return JobStatus(
-        job_id=JOB,
-        state=state,
-        input=str(uploads / "a.csv"),
-        output=str((uploads / "a.scored.csv").resolve()),
-        table_version=1,
-        rows=8,
-        ok=8,
-        unknown=0,
-        invalid=0,
-        chunks_done=2,
-        chunks_total=5,
-        lines_total=20,
-        resubmitted=0,
-        seconds=0.5,
-    )
+    return gateway_job_status(tmp_path, state)
 
 
 # -- the OpenAPI document ---------------------------------------------------------------
