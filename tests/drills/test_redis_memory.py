@@ -15,6 +15,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
+
+import redis
 
 from tests.drills.conftest import StartWorker, run_producer
 from tests.drills.servers import RedisServer, WorkerProcess, wait_until
@@ -165,19 +168,15 @@ def test_a_worker_started_while_redis_is_out_of_memory_waits_then_answers(
           f"{time.monotonic() - freed:.2f} s after memory was freed")  # fmt: skip
 
 
-def test_a_message_taken_as_redis_fills_is_recorded_and_answered_once_it_has_room(
-    drill_env: dict[str, str], redis_server: RedisServer, start_worker: StartWorker
-) -> None:
-    """Regression: the worker's BRPOP takes a message in the very instant Redis fills (its
-    recording, ZADD and HSET in a MULTI, is refused): that message was in no Redis key and
-    the worker exited ("one message in 30 was in neither the queue nor the unacked set")."""
-    prefix = drill_env["ZIPSCORE_REDIS_PREFIX"]
-    # One lookup parked on a list no worker consumes, moved onto `lookups` in the same
-    # transaction that takes Redis past its maxmemory.
-    parked = run_producer(drill_env, "raw", "zipcodes.lookup", str(uuid.uuid4()), "[3000]")
-    client = redis_server.client()
+def taken_as_redis_fills(
+    client: redis.Redis, prefix: str, start: Callable[[], WorkerProcess]
+) -> WorkerProcess:
+    """The lookup just queued is moved onto `lookups` in the same transaction that takes
+    Redis past its maxmemory: the worker started by `start` takes it and cannot record it.
+    Returns that worker once it says it is waiting for room."""
+    # Parked on a list no worker consumes until the worker is up.
     client.rpoplpush(f"{prefix}:lookups", f"{prefix}:parked")
-    worker = start_worker(drill_env, queues="lookups")
+    worker = start()
     client.setrange("filler", MAXMEMORY, b"x")
     used = int(client.info("memory")["used_memory"])
     with client.pipeline(transaction=True) as pipe:
@@ -186,6 +185,19 @@ def test_a_message_taken_as_redis_fills_is_recorded_and_answered_once_it_has_roo
         pipe.execute()
     wait_until(lambda: alive(worker) and "waiting to record a delivered message" in worker.text(),
                15, "the worker to wait for room", 0.1)  # fmt: skip
+    return worker
+
+
+def test_a_message_taken_as_redis_fills_is_recorded_and_answered_once_it_has_room(
+    drill_env: dict[str, str], redis_server: RedisServer, start_worker: StartWorker
+) -> None:
+    """Regression: the worker's BRPOP takes a message in the very instant Redis fills (its
+    recording, ZADD and HSET in a MULTI, is refused): that message was in no Redis key and
+    the worker exited ("one message in 30 was in neither the queue nor the unacked set")."""
+    prefix = drill_env["ZIPSCORE_REDIS_PREFIX"]
+    parked = run_producer(drill_env, "raw", "zipcodes.lookup", str(uuid.uuid4()), "[3000]")
+    client = redis_server.client()
+    worker = taken_as_redis_fills(client, prefix, lambda: start_worker(drill_env, queues="lookups"))
     time.sleep(2)
     assert alive(worker)
 
@@ -207,16 +219,7 @@ def test_a_worker_told_to_stop_while_holding_an_unrecorded_message_exits_and_log
     task_id = str(uuid.uuid4())
     run_producer(drill_env, "raw", "zipcodes.lookup", task_id, "[3000]")
     client = redis_server.client()
-    client.rpoplpush(f"{prefix}:lookups", f"{prefix}:parked")
-    worker = start_worker(drill_env, queues="lookups")
-    client.setrange("filler", MAXMEMORY, b"x")
-    used = int(client.info("memory")["used_memory"])
-    with client.pipeline(transaction=True) as pipe:
-        pipe.lmove(f"{prefix}:parked", f"{prefix}:lookups", "RIGHT", "LEFT")
-        pipe.config_set("maxmemory", str(used - 1024 * 1024))
-        pipe.execute()
-    wait_until(lambda: alive(worker) and "waiting to record a delivered message" in worker.text(),
-               15, "the worker to wait for room", 0.1)  # fmt: skip
+    worker = taken_as_redis_fills(client, prefix, lambda: start_worker(drill_env, queues="lookups"))
 
     started = time.monotonic()
     worker.terminate(timeout=40)
