@@ -101,3 +101,72 @@ def test_passwords_work_and_never_leak(
     for secret in secrets:
         assert secret not in everything
     assert "zipcodes.lookup" in everything  # the worker log and Flower did see the work
+
+
+def test_passwords_from_files_work_with_the_real_services(
+    locked_redis: RedisServer,
+    private_postgres: PostgresCluster,
+    start_worker: StartWorker,
+    tmp_path: Path,
+) -> None:
+    """The container way: URLs without passwords, each password in a file (a compose secret),
+    read by a real worker and the CLI against a Redis and a Postgres that require them."""
+    redis_file, postgres_file = tmp_path / "redis_password", tmp_path / "postgres_password"
+    redis_file.write_text(f"{locked_redis.password}\n")
+    postgres_file.write_text(f"{private_postgres.password}\n")
+    env = {**os.environ,
+           "ZIPSCORE_REDIS_URL": f"redis://127.0.0.1:{locked_redis.port}/0",
+           "ZIPSCORE_REDIS_PASSWORD_FILE": str(redis_file),
+           "ZIPSCORE_DATABASE_URL":
+               f"postgresql://{private_postgres.user}@127.0.0.1:{private_postgres.port}/postgres",
+           "ZIPSCORE_DATABASE_PASSWORD_FILE": str(postgres_file),
+           "ZIPSCORE_REDIS_PREFIX": f"zipscore-files-{uuid.uuid4().hex[:6]}",
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    worker = start_worker(env, queues="lookups")
+    answered = console("lookup", "9000", env=env)
+    doctor = console("doctor", "--json", env=env)
+    assert (answered.returncode, answered.stdout) == (0, "B\n"), answered.stderr
+    assert '"postgres": "ok' in doctor.stdout
+    assert '"broker": "ok' in doctor.stdout
+    everything = "\n".join([answered.stderr, doctor.stdout, doctor.stderr, worker.text()])
+    for secret in (locked_redis.password or "", private_postgres.password):
+        assert secret not in everything
+
+
+def test_composes_redis_takes_its_password_from_the_secret_file_not_its_arguments(
+    tmp_path: Path, services: None
+) -> None:
+    """docker-compose.yml's Redis command, run as compose runs it (`$$` is compose's `$`),
+    against a secret file: clients need the password, and no process's arguments hold it."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    shell = compose["services"]["redis"]["command"][2].replace("$$", "$")
+    password = f"pw{uuid.uuid4().hex}"
+    secret = tmp_path / "redis_password"
+    secret.write_text(f"{password}\n")
+    port = free_port()
+    shell = shell.replace("/run/secrets/redis_password", str(secret))
+    shell += f" --port {port} --bind 127.0.0.1 --dir {tmp_path} --appendonly no --daemonize no"
+    server = subprocess.Popen(
+        ["sh", "-c", shell], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        import redis
+
+        wait_until(lambda: _answers(port, password), 20, "the compose Redis to answer", 0.1)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).ping()
+        arguments = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if p.exists()]
+        assert not any(password.encode() in args for args in arguments)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _answers(port: int, password: str) -> bool:
+    import redis
+
+    with contextlib.suppress(redis.ConnectionError):
+        return bool(redis.Redis(port=port, password=password).ping())
+    return False
