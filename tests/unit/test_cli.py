@@ -249,3 +249,18 @@ def test_an_interrupted_batch_exits_130_with_its_resume_hint(
     result = runner.invoke(cli.cli, ["score", str(source), "-o", str(tmp_path / "out.csv")])
     assert result.exit_code == 130
     assert "zipscore: interrupted" in result.output
+
+
+def test_an_open_address_from_the_environment_is_refused_without_keys() -> None:
+    """The guard judges the address click settled on, whichever way it was given."""
+    env = {name: value for name, value in os.environ.items() if "API_KEYS" not in name}
+    done = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "serve", "--port", "5987"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**env, "ZIPSCORE_GATEWAY_HOST": "0.0.0.0"},
+    )
+    assert done.returncode == 1
+    assert "refusing to serve on '0.0.0.0'" in done.stderr
