@@ -38,7 +38,6 @@ COPY --from=build /app/.venv /app/.venv
 COPY --from=build /app/worker /app/worker
 COPY --from=build /app/producer /app/producer
 COPY flowerconfig.py /app/flowerconfig.py
-COPY ops/migrations /app/ops/migrations
 COPY ops/sample_data /app/ops/sample_data
 COPY ops/docker/healthcheck.sh /app/ops/docker/healthcheck.sh
 ENV PATH="/app/.venv/bin:${PATH}" \

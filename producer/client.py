@@ -27,14 +27,20 @@ import kombu.exceptions
 import redis
 from pydantic import BaseModel
 
-from producer.batch import BatchRunner, BatchSummary, JobStatus, ProgressFactory
-from worker.batch_store import BatchStore, batch_store_from_settings
-from worker.broker_memory import is_out_of_memory
-from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
-from worker.errors import ErrorCode, ZipscoreError
-from worker.index_cache import IndexCache, index_cache_from_settings, utcnow, with_staleness
-from worker.settings import Settings, get_settings
-from worker.validation import parse_base_year, parse_risk_factor, parse_zipcode
+from producer.batch.runner import BatchRunner, BatchSummary, JobStatus, ProgressFactory
+from worker.contract.batch_store import BatchStore, batch_store_from_settings
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.index_cache import (
+    IndexCache,
+    index_cache_from_settings,
+    utcnow,
+    with_staleness,
+)
+from worker.contract.messaging import sending_app
+from worker.contract.redis_errors import is_out_of_memory
+from worker.contract.result_cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
+from worker.contract.settings import Settings, get_settings
+from worker.contract.validation import parse_base_year, parse_risk_factor, parse_zipcode
 
 Answer = TypeVar("Answer", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -104,11 +110,9 @@ class Client:
         timeout: float | None = None,
         batch_store: BatchStore | None = None,
     ) -> None:
-        from worker.celery_app import app
-
         self.settings = settings or get_settings()
         self.timeout = timeout if timeout is not None else self.settings.lookup_timeout
-        self._app = app
+        self._app = sending_app(self.settings)
         self._cache = cache or cache_from_settings(self.settings)
         self._index_cache = index_cache or index_cache_from_settings(self.settings)
         self._batch_store = batch_store

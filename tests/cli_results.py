@@ -10,7 +10,7 @@ import json
 
 from click.testing import Result
 
-from worker.errors import ErrorCode
+from worker.contract.errors import ErrorCode
 
 
 def assert_no_crash(result: Result) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from worker.envelope import MAX_ENVELOPE_BYTES
+from worker.broker.envelope import MAX_ENVELOPE_BYTES
 
 CANVAS = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 # What a chain or a callback would run next: the health index refresh.

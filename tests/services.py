@@ -18,10 +18,12 @@ import redis
 from psycopg import sql
 
 from tests.conftest import ADMIN_DATABASE_URL, TEST_DATABASE, TEST_PREFIX
-from worker import db, migrations, zipcodes
-from worker.cache import ResultCache, cache_from_settings
-from worker.risk_table import parse_text
-from worker.settings import get_settings
+from worker.contract.result_cache import ResultCache, cache_from_settings
+from worker.contract.settings import get_settings
+from worker.database import migrations
+from worker.database import pool as db
+from worker.lookups import zipcodes
+from worker.lookups.risk_table import parse_text
 
 SAMPLE_TABLE = Path(__file__).resolve().parents[1] / "ops" / "sample_data" / "risk-table.sample.csv"
 

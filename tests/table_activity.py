@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from worker import db
+from worker.database import pool as db
 
 # The tables a zipscore message or command could reach: the risk table, its version, the
 # health index and the record of its refreshes.

@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from ops import celery_worker  # noqa: E402
 from ops.bench import peers  # noqa: E402
-from worker.risk_table import expand, parse_text  # noqa: E402
+from worker.lookups.risk_table import expand, parse_text  # noqa: E402
 
 SAMPLE_TABLE = ROOT / "ops" / "sample_data" / "risk-table.sample.csv"
 MB = 1024 * 1024
@@ -295,7 +295,7 @@ def zipscore(env: Env, source: Path, workdir: Path, profile: bool) -> ScoreRun:
         if profile:
             out = ROOT / "reports" / "bench-producer.prof"
             out.parent.mkdir(exist_ok=True)
-            command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "producer.cli"]
+            command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "producer.cli.main"]
             command += ["score", str(source), "-o", str(target), "--json"]
         started = time.perf_counter()
         producer = psutil.Popen(

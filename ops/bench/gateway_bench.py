@@ -86,7 +86,7 @@ def serve_blocking(port: int) -> None:
     import uvicorn
 
     from producer.client import Client
-    from producer.gateway import create_app
+    from producer.gateway.app import create_app
 
     async def inline(call: Any) -> Any:
         return call()
@@ -103,7 +103,7 @@ def serve_blocking(port: int) -> None:
 def gateway(env: Env, variant: str, log: Path) -> Iterator[str]:
     port = free_port()
     if variant == "off-loop":
-        command = [sys.executable, "-m", "producer.cli", "serve", "--host", HOST]
+        command = [sys.executable, "-m", "producer.cli.main", "serve", "--host", HOST]
         command += ["--port", str(port)]
     else:
         command = [sys.executable, __file__, "--serve-blocking", str(port)]

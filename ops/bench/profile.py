@@ -68,7 +68,7 @@ def main() -> int:
             target = args.workdir / "profile.scored.csv"
             profiled(
                 outputs["batch (producer)"],
-                ["-m", "producer.cli", "score", str(source), "-o", str(target), "--json"],
+                ["-m", "producer.cli.main", "score", str(source), "-o", str(target), "--json"],
                 env.vars,
             )
         outputs["batch (worker, solo pool)"] = profile_worker(env, source, args.workdir)

@@ -1,6 +1,6 @@
 """Drill-only: a visibility timeout far below what zipscore's settings allow.
 
-`worker.settings.Settings` refuses a visibility timeout under twice the longest time a
+`worker.contract.settings.Settings` refuses a visibility timeout under twice the longest time a
 message can stay unacknowledged (the hard time limit plus the longest retry countdown), and
 under 60 s at all: Redis would hand a message a worker is still running to another worker.
 This module bypasses the guard in one worker process, to show what it prevents

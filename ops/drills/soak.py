@@ -223,8 +223,9 @@ def server_cpu_seconds(
 @contextlib.contextmanager
 def soak_database() -> Iterator[str]:
     """A database of the soak's own, migrated and loaded with the sample table."""
-    from worker import migrations, zipcodes
-    from worker.risk_table import parse_text
+    from worker.database import migrations
+    from worker.lookups import zipcodes
+    from worker.lookups.risk_table import parse_text
 
     name = f"zipscore_soak_{uuid.uuid4().hex[:8]}"
     url = urlunsplit(urlsplit(ADMIN_URL)._replace(path=f"/{name}"))

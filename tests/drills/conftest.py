@@ -23,8 +23,9 @@ import pytest
 from tests.conftest import TEST_DATABASE_URL, TEST_PREFIX
 from tests.drills.servers import ROOT, PostgresCluster, RedisServer, WorkerProcess
 from tests.services import SAMPLE_TABLE
-from worker import migrations, zipcodes
-from worker.risk_table import parse_text
+from worker.database import migrations
+from worker.lookups import zipcodes
+from worker.lookups.risk_table import parse_text
 
 FULL = os.environ.get("ZIPSCORE_DRILLS") == "full"
 StartWorker = Callable[..., WorkerProcess]

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 
 from producer.client import Client
-from worker.errors import ZipscoreError
+from worker.contract.errors import ZipscoreError
 
 
 def zipcode(first: int, i: int) -> int:

@@ -34,7 +34,7 @@ def test_a_broken_json_body_is_one_line_and_the_worker_goes_on(
     assert "s3cr3t" not in log
     refused = [line for line in log.splitlines() if "bad-json-1" in line]
     assert len(refused) == 1, log[-3000:]
-    # Refused by the broker message check (worker/envelope.py) before Celery decodes it
+    # Refused by the broker message check (worker/broker/envelope.py) before Celery decodes it
     assert "refused message on queue lookups id=bad-json-1 task=zipcodes.lookup" in refused[0]
     assert "the task body is not JSON" in refused[0]
     assert worker.process.poll() is None

@@ -6,7 +6,7 @@ a producer asking during the outage says BACKEND_UNAVAILABLE or TIMEOUT within i
 (never hangs), the worker reconnects by itself, and the batch ends with every row scored
 once, in order (resumed by its job id when its producer gave up during the outage).
 A worker that holds a message when Redis goes away stays up and reconnects (it used to
-exit: see worker/broker_transport.py).
+exit: see worker/broker/transport.py).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def test_a_worker_holding_a_message_survives_a_broker_restart(
 ) -> None:
     """Regression: with Celery 5.7 and kombu's own Redis transport the worker exited
     ("Unrecoverable error: AttributeError") when Redis went away while it held an
-    unacknowledged message; worker/broker_transport.py keeps it running."""
+    unacknowledged message; worker/broker/transport.py keeps it running."""
     env = {**drill_env, "ZIPSCORE_VISIBILITY_TIMEOUT_SECONDS": "60",
            "ZIPSCORE_TASK_SOFT_TIME_LIMIT": "5", "ZIPSCORE_TASK_TIME_LIMIT": "10",
            "ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS": "1"}  # fmt: skip

@@ -5,7 +5,7 @@ lands on a queue (the corpus in tests/messages.py: not JSON, a list, no id, a nu
 tag, Celery's built-in tasks, a chain, an ETA in 2999, ...; then more from hypothesis),
 then it is refused, logged once on one line (queue and reason, never the body), kept in the
 capped dead-letter list, and the worker answers the next lookup, each time, within a
-second. Before worker/broker_transport.py checked them, some of these stopped the worker
+second. Before worker/broker/transport.py checked them, some of these stopped the worker
 (Unrecoverable error), one looped forever, and far-future ETAs were held in memory: the
 drill measures the worker's RSS after a flood of them (20,000 under `make drills`).
 """
@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.drills.conftest import StartWorker, run_producer, scaled
 from tests.drills.servers import ROOT, RedisServer, WorkerProcess, free_port, wait_until
 from tests.messages import CORPUS, encode, mutated, task_message
-from worker.broker_transport import DEADLETTER_KEY, DEADLETTER_MAX, DEADLETTER_TTL_SECONDS
+from worker.broker.transport import DEADLETTER_KEY, DEADLETTER_MAX, DEADLETTER_TTL_SECONDS
 
 # The brief's bar: the worker serves again within a second of a hostile message.
 SERVES_AGAIN_WITHIN = 1.0

@@ -7,7 +7,7 @@ OutOfMemoryError", and a message taken by BRPOP could be in neither the queue no
 unacknowledged set); once the filler is deleted it answers every lookup, and no message
 is lost at any time: queued + unacknowledged + answered == sent. A worker told to stop
 (SIGTERM) while Redis is full exits within a bound and leaves its messages in Redis.
-See worker/broker_memory.py.
+See worker/broker/memory.py.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ task). A sweep (`restore_visible`) puts every message older than the visibility 
 on its queue, whether or not a worker is still running it: another worker takes it and the
 task runs a second time, while the first run goes on. zipscore's settings refuse a
 visibility timeout under twice the hard time limit plus the longest retry countdown
-(`worker/settings.py`), so no task may outlive it.
+(`worker/contract/settings.py`), so no task may outlive it.
 
 Given two workers on the drill's own Redis (`-c 1`: a worker running the task takes nothing
 else), both sweeping for expired messages every second (`ops.drills.fast_restore`), and
@@ -35,7 +35,7 @@ from ops.drills.drill_timing import SWEEP_SECONDS, VISIBILITY_TIMEOUT_SECONDS
 from tests.drills.conftest import StartWorker, run_producer, scaled
 from tests.drills.servers import RedisServer, WorkerProcess, wait_until
 from tests.drills.test_broker_restart import held_for_redelivery
-from worker.settings import Settings
+from worker.contract.settings import Settings
 
 # Longer than the lowered timeout, shorter than twice it: the first run's acknowledgement
 # removes the message from the unacked index before its second delivery is due again, so a

@@ -131,7 +131,7 @@ def test_poison_messages_are_refused_once_and_the_worker_goes_on(
         assert "Retry in" not in "".join(line for line in log.splitlines() if task_id in line)
     assert "Traceback" not in log
     assert log.count("poison-pickle") == 1, log[-3000:]  # refused: its id, once
-    # Refused by the broker transport before Celery sees it (worker/envelope.py).
+    # Refused by the broker transport before Celery sees it (worker/broker/envelope.py).
     assert "refused message on queue lookups id=poison-pickle task=zipcodes.lookup" in log
     for task_id in ("poison-missing", "poison-extra", "poison-oversized"):
         assert log.count(f"task_id={task_id}:") == 1  # the guard's one line

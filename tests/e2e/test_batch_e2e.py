@@ -25,7 +25,7 @@ import redis
 from ops import celery_worker
 from tests.e2e.conftest import E2E_PREFIX, ROOT, console
 from tests.services import SAMPLE_TABLE
-from worker.risk_table import expand, parse_text
+from worker.lookups.risk_table import expand, parse_text
 
 SAMPLE = {str(z): f for z, f in expand(parse_text(SAMPLE_TABLE.read_text()))}
 ZIPCODES = ["9000", "1501", "x", "4500", "", "999", "1000", "3000", "9999", "1320"]

@@ -15,7 +15,7 @@ import redis
 
 from tests.conftest import TEST_PREFIX
 from tests.e2e.conftest import ROOT
-from worker.settings import get_settings
+from worker.contract.settings import get_settings
 
 BEAT_PREFIX = f"{TEST_PREFIX}-beat"
 

@@ -62,7 +62,7 @@ def flower(
     }
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "worker.flower_guard"],
+            [sys.executable, "-m", "worker.flower.guard"],
             cwd=ROOT,
             env=env,
             stdout=sink,
@@ -86,7 +86,7 @@ def flower(
     assert password not in log.read_text(), "the password must never reach the logs"
 
 
-GUARD = [sys.executable, "-m", "worker.flower_guard"]
+GUARD = [sys.executable, "-m", "worker.flower.guard"]
 CELERY_FLOWER = [sys.executable, "-m", "celery", "-A", "worker", "flower"]
 OPEN_FORMS = [
     (["-address=0.0.0.0"], {}),

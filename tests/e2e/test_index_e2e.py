@@ -10,9 +10,9 @@ import pytest
 
 from tests.e2e.conftest import console
 from tests.statbel_documents import fixture_body
-from worker import db
-from worker.health_index import parse_document
-from worker.index_store import PostgresHealthIndexStore
+from worker.database import pool as db
+from worker.index.document import parse_document
+from worker.index.store import PostgresHealthIndexStore
 
 pytestmark = pytest.mark.usefixtures("worker_process")
 

@@ -24,7 +24,7 @@ from tests.conftest import TEST_PREFIX
 from tests.e2e.conftest import ROOT, console
 from tests.statbel_documents import FIXTURE_MONTHS
 from worker.celery_app import create_app
-from worker.settings import Settings
+from worker.contract.settings import Settings
 
 DOCUMENT = "bestat-health-index.json"
 RETRY_SETTINGS = [f"ZIPSCORE_INDEX_RETRY_{n}" for n in ("MAX_RETRIES", "BACKOFF_SECONDS")]

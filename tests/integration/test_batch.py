@@ -8,12 +8,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from producer.batch.progress import Reporter
 from producer.client import Client
-from producer.progress import Reporter
 from tests.services import SAMPLE_TABLE
-from worker import zipcodes
-from worker.cache import ResultCache, cache_from_settings
-from worker.risk_table import Rule, expand, parse_text
+from worker.contract.result_cache import ResultCache, cache_from_settings
+from worker.lookups import zipcodes
+from worker.lookups.risk_table import Rule, expand, parse_text
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 

@@ -1,6 +1,6 @@
 """The broker channel's refusals on the real Redis: dead-letter list, ETA cap, faults.
 
-Given the channel zipscore installs for redis:// (worker/broker_transport.py) with this
+Given the channel zipscore installs for redis:// (worker/broker/transport.py) with this
 run's key prefix, when it is handed a message it must refuse, then the message is kept in
 `<prefix>:deadletter` (capped, expiring), and a fault of the check itself refuses the
 message instead of stopping the worker. The drill tests/drills/test_hostile_messages.py
@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import redis
 
-import worker.tasks  # noqa: F401  (registers zipcodes.lookup, which the check asks for)
+import worker.lookups.tasks  # noqa: F401  (registers zipcodes.lookup, which the check asks for)
 from tests.conftest import TEST_PREFIX
 from tests.messages import encode, task_message
-from worker import broker_transport
-from worker.broker_transport import DEADLETTER_KEY, DEADLETTER_MAX, DEADLETTER_TTL_SECONDS
+from worker.broker import transport as broker_transport
+from worker.broker.transport import DEADLETTER_KEY, DEADLETTER_MAX, DEADLETTER_TTL_SECONDS
 from worker.celery_app import app
 
 DEADLETTER = f"{TEST_PREFIX}:{DEADLETTER_KEY}"

@@ -3,7 +3,7 @@
 kombu's own channel, with Redis full: an ack raised OutOfMemoryError (its MULTI is refused
 whole), a message taken by BRPOP or RPOP whose recording was refused was in neither the
 queue nor the unacknowledged set, and a requeue raised. Each test runs its own
-redis-server (tests/drills/servers.py); see worker/broker_memory.py.
+redis-server (tests/drills/servers.py); see worker/broker/memory.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from kombu import Connection
 
 from tests.drills.servers import RedisServer
-from worker import broker_transport
+from worker.broker import transport as broker_transport
 
 MAXMEMORY = 20 * 1024 * 1024
 PREFIX = "oom-test"

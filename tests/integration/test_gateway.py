@@ -24,15 +24,15 @@ from pytest_httpserver import HTTPServer
 
 from ops.bench.gateway_pressure import Watch, burst, queued_tasks, served
 from ops.http_server import serving
-from producer import gateway
 from producer.client import Client
+from producer.gateway import app as gateway
 from tests.integration.test_batch import check, portfolio
 from tests.integration.test_health_index import serve, statbel  # noqa: F401  (a fixture)
 from tests.statbel_documents import fixture_body
-from worker.cache import LOOKUP, ResultCache
 from worker.celery_app import app
-from worker.index_cache import index_cache_from_settings
-from worker.settings import get_settings
+from worker.contract.index_cache import index_cache_from_settings
+from worker.contract.result_cache import LOOKUP, ResultCache
+from worker.contract.settings import get_settings
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 

@@ -15,16 +15,16 @@ import redis
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from producer import admin
 from producer.client import Client
 from tests.statbel_documents import FIXTURE_MONTHS, fixture_body, with_value
 from worker import runtime
 from worker.beat import LockedScheduler
 from worker.celery_app import app
-from worker.errors import ErrorCode, ZipscoreError
-from worker.index_cache import IndexCache, index_cache_from_settings
-from worker.settings import get_settings
-from worker.statbel import StatbelSource
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.index_cache import IndexCache, index_cache_from_settings
+from worker.contract.settings import get_settings
+from worker.database import admin
+from worker.index.statbel import StatbelSource
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 PATH = "/bestat/api/views/health-index/result/JSON"

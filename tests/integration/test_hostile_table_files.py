@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from producer import cli
+from producer.cli import main as cli
 from tests.cli_results import assert_no_crash, assert_one_line_error
-from worker.cache import ResultCache
-from worker.errors import ErrorCode
+from worker.contract.errors import ErrorCode
+from worker.contract.result_cache import ResultCache
 
 BAD_LINES = st.sampled_from(
     [

@@ -31,16 +31,17 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 
-from producer import cli, gateway
+from producer.cli import main as cli
 from producer.client import Client
+from producer.gateway import app as gateway
 from tests.integration.test_health_index import serve, statbel  # noqa: F401  (a fixture)
 from tests.statbel_documents import fixture_body
 from tests.table_activity import activity, row_counts
-from worker import db
+from worker.batch.chunks import MAX_TABLE_VERSION
 from worker.celery_app import app
-from worker.chunks import MAX_TABLE_VERSION
-from worker.errors import ErrorCode
-from worker.settings import get_settings
+from worker.contract.errors import ErrorCode
+from worker.contract.settings import get_settings
+from worker.database import pool as db
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 ANSWER_TIMEOUT = 15.0

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from producer.client import Client
-from worker.cache import ResultCache
+from worker.contract.result_cache import ResultCache
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 

@@ -10,11 +10,11 @@ import pytest
 
 from producer.client import Client, LookupResult
 from tests.table_activity import activity
-from worker import zipcodes
-from worker.cache import ResultCache
-from worker.current_table import RECHECK_SECONDS
-from worker.errors import ErrorCode, ZipscoreError
-from worker.risk_table import parse_text
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.result_cache import ResultCache
+from worker.lookups import zipcodes
+from worker.lookups.current_table import RECHECK_SECONDS
+from worker.lookups.risk_table import parse_text
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 

@@ -22,14 +22,15 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import RedisDsn
 
-from producer import admin, gateway
-from producer.cli import cli
+from producer.cli.main import cli
 from producer.client import Client
+from producer.gateway import app as gateway
 from tests.drills.servers import RedisServer
 from tests.e2e.conftest import console
-from worker.cache import LOOKUP, ResultCache
-from worker.redis_health import EVICTION_POLICY, MEMORY_PRESSURE
-from worker.settings import Settings
+from worker.contract.redis_health import EVICTION_POLICY, MEMORY_PRESSURE
+from worker.contract.result_cache import LOOKUP, ResultCache
+from worker.contract.settings import Settings
+from worker.database import admin
 
 MAXMEMORY = 20 * 1024 * 1024
 StartRedis = Callable[..., RedisServer]
@@ -170,8 +171,8 @@ def test_a_ready_worker_warns_of_an_evicting_broker(
 ) -> None:
     server = start_redis(*limited("allkeys-lru"))
     settings = Settings(_env_file=None, redis_url=RedisDsn(server.url))  # type: ignore[call-arg]
-    monkeypatch.setattr("worker.settings.get_settings", lambda: settings)
-    with caplog.at_level(logging.WARNING, logger="worker.redis_health"):
+    monkeypatch.setattr("worker.contract.settings.get_settings", lambda: settings)
+    with caplog.at_level(logging.WARNING, logger="worker.broker.readiness"):
         signals.worker_ready.send(sender=None)
     assert [record.getMessage() for record in caplog.records] == [
         f"broker: {EVICTION_POLICY}: maxmemory-policy is allkeys-lru, so Redis may evict "

@@ -7,8 +7,10 @@ import threading
 import psycopg
 import pytest
 
-from worker import db, migrations, zipcodes
-from worker.risk_table import RiskTableError, parse_text
+from worker.database import migrations
+from worker.database import pool as db
+from worker.lookups import zipcodes
+from worker.lookups.risk_table import RiskTableError, parse_text
 
 
 def test_migrations_are_recorded_and_idempotent(conn: psycopg.Connection) -> None:

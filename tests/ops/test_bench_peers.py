@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ops.bench.batch_bench import expanded_table, generate_portfolio
-from worker.risk_table import expand, parse_text
+from worker.lookups.risk_table import expand, parse_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_TABLE = ROOT / "ops" / "sample_data" / "risk-table.sample.csv"

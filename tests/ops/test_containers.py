@@ -85,7 +85,7 @@ def test_migrate_is_a_one_shot_that_loads_the_sample_when_empty(
 def test_workers_split_interactive_and_batch_queues(services: dict[str, dict[str, Any]]) -> None:
     worker = services["worker"]["command"]
     batch = services["worker-batch"]["command"]
-    assert worker[worker.index("-Q") + 1] == "lookups,index"
+    assert worker[worker.index.service("-Q") + 1] == "lookups,index"
     assert batch[batch.index("-Q") + 1] == "batch"
 
 
@@ -106,7 +106,7 @@ def test_flower_has_auth_persistence_and_a_loopback_port(
     assert not any(name.startswith("FLOWER_BASIC_AUTH") for name in env)
     assert env["FLOWER_PERSISTENT"] == "true"
     assert flower["ports"] == ["127.0.0.1:5555:5555"]
-    assert flower["command"] == ["python", "-m", "worker.flower_guard"]
+    assert flower["command"] == ["python", "-m", "worker.flower.guard"]
 
 
 def test_gateway_serves_on_a_loopback_port_with_a_healthcheck(

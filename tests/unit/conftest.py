@@ -12,17 +12,18 @@ from typing import Any
 
 import fakeredis
 import pytest
+from celery import Celery
 from click.testing import CliRunner
 
 from worker import runtime
-from worker.batch_store import BatchStore
-from worker.cache import ResultCache
 from worker.celery_app import app
-from worker.health_index import IndexMonth
-from worker.index_cache import IndexCache
-from worker.index_store import Latest, StoreReport
-from worker.risk_table import Rule, expand
-from worker.statbel import StatbelSource
+from worker.contract.batch_store import BatchStore
+from worker.contract.index_cache import IndexCache
+from worker.contract.result_cache import ResultCache
+from worker.index.document import IndexMonth
+from worker.index.statbel import StatbelSource
+from worker.index.store import Latest, StoreReport
+from worker.lookups.risk_table import Rule, expand
 
 
 class DictZipcodeStore:
@@ -95,13 +96,19 @@ def eager(
     sent: list[tuple[str, tuple[Any, ...]]] = []
 
     def send_task(
-        name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, **_: Any
+        sender: Celery,
+        name: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        **_: Any,
     ) -> Any:
         sent.append((name, tuple(args)))
         return app.tasks[name].apply(args=args, kwargs=kwargs)
 
     app.loader.import_default_modules()
-    monkeypatch.setattr(app, "send_task", send_task)
+    # Producers send through their own app (worker.contract.messaging): every app's
+    # send_task runs the worker app's task here instead of publishing it.
+    monkeypatch.setattr(Celery, "send_task", send_task)
     runtime.use(store=store, cache=cache, batch=batch_store)
     yield sent
     runtime.use()
@@ -176,7 +183,7 @@ def index_eager(
 @pytest.fixture
 def settings_error(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     """Set environment variables, load the settings, return the SettingsError's message."""
-    from worker.settings import SettingsError, get_settings
+    from worker.contract.settings import SettingsError, get_settings
 
     def load(env: dict[str, str]) -> str:
         for name, value in env.items():
@@ -197,7 +204,7 @@ def runner(
     eager: list[tuple[str, tuple[Any, ...]]], cache: ResultCache, monkeypatch: pytest.MonkeyPatch
 ) -> CliRunner:
     """The CLI in-process over the eager client (tasks run here, fakeredis, memory stores)."""
-    from producer import cli
+    from producer.cli import main as cli
     from producer.client import Client
 
     monkeypatch.setattr(cli, "make_client", lambda: Client(cache=cache, timeout=1.0))

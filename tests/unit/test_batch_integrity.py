@@ -23,19 +23,20 @@ import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
-from producer import batch as batch_runner
-from producer import cli, gateway
-from producer.batch import BatchRunner
+from producer.batch import runner as batch_runner
+from producer.batch.progress import Reporter
+from producer.batch.runner import BatchRunner
+from producer.cli import main as cli
 from producer.client import Client
-from producer.progress import Reporter
+from producer.gateway import app as gateway
 from tests.cli_results import assert_no_crash, assert_one_line_error
 from tests.unit.test_batch_job import chunk_sends, only_job, portfolio, settings
-from worker import batch as batch_module
-from worker import chunks
-from worker.batch_store import BatchStore
-from worker.cache import ResultCache
-from worker.errors import ErrorCode, ZipscoreError
-from worker.index_cache import IndexCache
+from worker.batch import chunks
+from worker.batch import scoring as batch_module
+from worker.contract.batch_store import BatchStore
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.index_cache import IndexCache
+from worker.contract.result_cache import ResultCache
 
 Sent = list[tuple[str, tuple[Any, ...]]]
 ProgressFactory = Callable[[str, int], Reporter]
@@ -420,7 +421,7 @@ def test_a_job_record_flushed_mid_batch_never_suggests_a_resume(
     """After FLUSHDB the error said `--resume ID`, and that resume answered "no batch job"."""
     source = portfolio(tmp_path / "in.csv", 40, multiline=False)
     flush = after_rows(5, lambda _: batch_store.redis.flushall())
-    monkeypatch.setattr("producer.progress.progress_for", flush)
+    monkeypatch.setattr("producer.batch.progress.progress_for", flush)
     result = score(
         runner, str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "5", "--json"
     )
@@ -602,7 +603,7 @@ def test_an_output_directory_where_no_file_can_be_created_is_a_contract_error(
     def refused(*args: Any) -> int:
         raise OSError(error, os.strerror(error))
 
-    monkeypatch.setattr("producer.batch.os.open", refused)
+    monkeypatch.setattr("producer.batch.runner.os.open", refused)
     with pytest.raises(ZipscoreError) as caught:
         batch_runner._create_partial(tmp_path / "out.csv", tmp_path / "out.csv", "0123456789abcdef")
     assert caught.value.code is code
@@ -614,7 +615,7 @@ def test_an_input_that_is_a_named_pipe_is_refused_without_waiting_for_a_writer(
     tmp_path: Path,
 ) -> None:
     """Regression: opening a FIFO with no writer blocked before the regular-file check."""
-    from producer.csv_chunks import open_input
+    from producer.batch.csv_input import open_input
 
     fifo = tmp_path / "in.csv"
     os.mkfifo(fifo)
@@ -628,17 +629,17 @@ def test_the_output_lock_outlasts_the_table_pinning_of_a_new_job(
 ) -> None:  # fmt: skip
     """Regression: the lock was taken for one lease (15 s) while pinning the table may wait
     the chunk deadline (120 s) before the lease keeper renews it."""
-    import producer.batch
+    import producer.batch.runner
 
     source, target = portfolio(tmp_path / "in.csv", 10), tmp_path / "out.csv"
     seen: list[int] = []
-    real_pin = producer.batch.BatchRunner._pin
+    real_pin = producer.batch.runner.BatchRunner._pin
 
     def pin_and_look(runner: Any, version: int | None) -> dict[str, Any]:
         seen.append(int(batch_store.redis.pttl(batch_store.output_key(str(target.resolve())))))
         return real_pin(runner, version)
 
-    monkeypatch.setattr(producer.batch.BatchRunner, "_pin", pin_and_look)
+    monkeypatch.setattr(producer.batch.runner.BatchRunner, "_pin", pin_and_look)
     monkeypatch.setattr(client.settings, "batch_chunk_deadline_seconds", 60.0)  # tests: 0.3
     assert client.score_file(source, target, chunk_size=5).rows == 10
     settings = client.settings

@@ -14,19 +14,19 @@ import fakeredis
 import pytest
 from click.testing import CliRunner
 
-from producer import cli
-from producer.batch import BatchRunner, BatchSummary
+from producer.batch.progress import Reporter
+from producer.batch.runner import BatchRunner, BatchSummary
+from producer.cli import main as cli
 from producer.client import Client
-from producer.progress import Reporter
 from tests.unit.conftest import DictZipcodeStore
-from worker import batch_store as batch_store_module
-from worker import chunks
-from worker.batch_store import BatchStore
-from worker.cache import ResultCache
+from worker.batch import chunks
 from worker.celery_app import app
-from worker.errors import ErrorCode, ZipscoreError
-from worker.risk_table import Rule
-from worker.settings import Settings
+from worker.contract import batch_store as batch_store_module
+from worker.contract.batch_store import BatchStore
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.result_cache import ResultCache
+from worker.contract.settings import Settings
+from worker.lookups.risk_table import Rule
 
 Sent = list[tuple[str, tuple[Any, ...]]]
 ZIPCODES = ["9000", "1501", "abc", "9170", "", "999", "1000", "1315", " 9240"]
@@ -179,7 +179,7 @@ def test_a_table_reload_mid_batch_does_not_change_the_job(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sends = 0
-    apply = app.send_task
+    apply = client.app.send_task
 
     def reload_after_first_chunk(name: str, args: tuple[Any, ...] = (), **kw: Any) -> Any:
         nonlocal sends
@@ -190,7 +190,7 @@ def test_a_table_reload_mid_batch_does_not_change_the_job(
                 store.load([Rule(1000, 9999, "A")])  # everything A from now on
         return result
 
-    monkeypatch.setattr(app, "send_task", reload_after_first_chunk)
+    monkeypatch.setattr(client.app, "send_task", reload_after_first_chunk)
     source = portfolio(tmp_path / "in.csv", 60)
     first = client.score_file(source, tmp_path / "out.csv", chunk_size=5)
     check_output(tmp_path / "out.csv", 60)  # the old table throughout
@@ -497,7 +497,7 @@ def test_chunks_that_never_complete_are_sent_again(
     monkeypatch: pytest.MonkeyPatch,
     lost: object,
 ) -> None:
-    apply = app.send_task
+    apply = client.app.send_task
     dropped: list[int] = []
 
     def lose_chunk_2_once(name: str, args: tuple[Any, ...] = (), **kw: Any) -> Any:
@@ -507,8 +507,8 @@ def test_chunks_that_never_complete_are_sent_again(
             return lost
         return apply(name, args=args, **kw)
 
-    monkeypatch.setattr(app, "send_task", lose_chunk_2_once)
-    monkeypatch.setattr("producer.batch.STATE_CHECK_AFTER", 0.0)
+    monkeypatch.setattr(client.app, "send_task", lose_chunk_2_once)
+    monkeypatch.setattr("producer.batch.runner.STATE_CHECK_AFTER", 0.0)
     summary = client.score_file(
         portfolio(tmp_path / "in.csv", 50), tmp_path / "out.csv", chunk_size=5
     )
@@ -520,14 +520,14 @@ def test_chunks_that_never_complete_are_sent_again(
 def test_a_chunk_that_keeps_failing_stops_the_job_with_a_resume_hint(
     client: Client, eager: Sent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    apply = app.send_task
+    apply = client.app.send_task
 
     def chunk_1_always_lost(name: str, args: tuple[Any, ...] = (), **kw: Any) -> Any:
         if name == "batch.score_chunk" and args[0]["chunk"] == 1:
             return LostResult()
         return apply(name, args=args, **kw)
 
-    monkeypatch.setattr(app, "send_task", chunk_1_always_lost)
+    monkeypatch.setattr(client.app, "send_task", chunk_1_always_lost)
     with pytest.raises(ZipscoreError) as caught:
         client.score_file(portfolio(tmp_path / "in.csv", 20), tmp_path / "out.csv", chunk_size=5)
     assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
@@ -706,4 +706,4 @@ def test_a_progress_line_of_a_file_without_rows_shows_no_share() -> None:
 
 
 def test_batch_runner_needs_no_database_driver() -> None:
-    assert BatchRunner.__module__ == "producer.batch"
+    assert BatchRunner.__module__ == "producer.batch.runner"

@@ -1,4 +1,7 @@
-"""Scoring chunks (worker/batch.py) and cutting them (producer/csv_chunks.py), without Redis."""
+"""Scoring chunks (worker/batch/scoring.py), cutting them (producer/batch/csv_input.py).
+
+No Redis: plain functions over text and bytes.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +15,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer import csv_chunks
-from producer.csv_chunks import cut, inspect_handle, inspect_input, iter_chunks
+from producer.batch import csv_input as csv_chunks
+from producer.batch.csv_input import cut, inspect_handle, inspect_input, iter_chunks
 from tests.unit.conftest import SAMPLE_RULES
-from worker.batch import (
+from worker.batch.scoring import ScoringTable, score_chunk, split_rows
+from worker.contract.batch_output import output_header
+from worker.contract.csv_rows import (
     BYTE_MARKS,
     FIELD_START,
     IN_FIELD,
     IN_QUOTES,
     QUOTE_IN_QUOTES,
     STR_MARKS,
-    ScoringTable,
-    output_header,
     quote_state,
-    score_chunk,
-    split_rows,
 )
-from worker.errors import ErrorCode, ZipscoreError
-from worker.risk_table import expand
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.lookups.risk_table import expand
 
 
 def sample_table() -> ScoringTable:

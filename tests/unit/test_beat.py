@@ -14,7 +14,7 @@ from worker import beat
 from worker.beat import LockedScheduler, beat_schedule
 from worker.beat_lock import RedisLock
 from worker.celery_app import app, celery_config
-from worker.settings import Settings
+from worker.contract.settings import Settings
 
 
 def test_the_schedule_refreshes_the_index_daily_in_brussels_time() -> None:

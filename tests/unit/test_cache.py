@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fakeredis
 
-from worker.cache import ResultCache
+from worker.contract.result_cache import ResultCache
 
 
 def test_nothing_is_read_before_a_version_is_published(cache: ResultCache) -> None:
@@ -55,8 +55,8 @@ def test_a_flushed_redis_means_no_cache_not_a_wrong_answer(
 def test_the_cache_is_built_from_settings() -> None:
     from pydantic import RedisDsn
 
-    from worker.cache import cache_from_settings, redis_client
-    from worker.settings import Settings
+    from worker.contract.result_cache import cache_from_settings, redis_client
+    from worker.contract.settings import Settings
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from producer import cli
-from worker.errors import ErrorCode, ZipscoreError
+from producer.cli import main as cli
+from worker.contract.errors import ErrorCode, ZipscoreError
 
 
 def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:
@@ -100,7 +100,7 @@ def test_load_zipcodes_missing_file(runner: CliRunner, tmp_path: Path) -> None:
 
 def _console(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
+        [sys.executable, "-m", "producer.cli.main", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -211,7 +211,9 @@ def test_the_gateway_address_has_environment_defaults(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[tuple[str, int]] = []
-    monkeypatch.setattr("producer.gateway.serve", lambda host, port: served.append((host, port)))
+    monkeypatch.setattr(
+        "producer.gateway.app.serve", lambda host, port: served.append((host, port))
+    )
     result = runner.invoke(
         cli.cli, ["serve"], env={"ZIPSCORE_GATEWAY_HOST": "::1", "ZIPSCORE_GATEWAY_PORT": "5050"}
     )
@@ -255,7 +257,7 @@ def test_an_open_address_from_the_environment_is_refused_without_keys() -> None:
     """The guard judges the address click settled on, whichever way it was given."""
     env = {name: value for name, value in os.environ.items() if "API_KEYS" not in name}
     done = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "serve", "--port", "5987"],
+        [sys.executable, "-m", "producer.cli.main", "serve", "--port", "5987"],
         capture_output=True,
         text=True,
         check=False,

@@ -13,9 +13,8 @@ import redis
 
 from producer.client import Client, LookupResult
 from tests.unit.conftest import DictZipcodeStore
-from worker.cache import ResultCache
-from worker.celery_app import app
-from worker.errors import ErrorCode, ZipscoreError
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.result_cache import ResultCache
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ class _Result:
 def test_failures_become_contract_errors(
     client: Client, monkeypatch: pytest.MonkeyPatch, outcome: Any, code: ErrorCode
 ) -> None:
-    monkeypatch.setattr(app, "send_task", lambda *a, **k: _Result(outcome))
+    monkeypatch.setattr(client.app, "send_task", lambda *a, **k: _Result(outcome))
     with pytest.raises(ZipscoreError) as caught:
         client.lookup(9000)
     assert caught.value.code is code
@@ -95,7 +94,7 @@ def test_a_send_that_fails_is_backend_unavailable(
     def refuse(*_: Any, **__: Any) -> None:
         raise RuntimeError("Retry limit exceeded while trying to reconnect")
 
-    monkeypatch.setattr(app, "send_task", refuse)
+    monkeypatch.setattr(client.app, "send_task", refuse)
     with pytest.raises(ZipscoreError) as caught:
         client.lookup(9000)
     assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
@@ -114,7 +113,7 @@ def test_a_question_expires_when_its_wait_ends_a_refresh_does_not(
         report = {"months_stored": 1, "months_new": 0, "months_changed": 0}
         return _Result({**report, "base_years": [2004], "refreshed_at": "2026-01-01T00:00:00"})
 
-    monkeypatch.setattr(app, "send_task", send_task)
+    monkeypatch.setattr(client.app, "send_task", send_task)
     client.lookup(9000)
     client.lookup(9001, timeout=0.25)
     client.refresh_index(timeout=5)
@@ -135,8 +134,9 @@ def test_an_unreachable_cache_falls_back_to_the_queue(
 
 def test_the_producer_imports_no_database_driver_or_http_client() -> None:
     code = (
-        "import sys, producer.client, producer.cli; "
-        "heavy = [m for m in ('psycopg', 'psycopg_pool', 'httpx', 'worker.tasks', 'worker.db') "
+        "import sys, producer.client, producer.cli.main; "
+        "heavy = [m for m in ('psycopg', 'psycopg_pool', 'httpx', 'worker.lookups.tasks', "
+        "'worker.database.pool', 'worker.celery_app') "
         "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -9,7 +9,7 @@ import pytest
 from kombu.exceptions import DecodeError
 from kombu.message import Message
 
-from worker.consumer import RefusingConsumer
+from worker.broker.consumer import RefusingConsumer
 
 BODY = b'{"args": [9000], "secret": "s3cr3t-token"'  # cut short: not JSON
 

@@ -1,4 +1,4 @@
-"""The per-process copy of the risk table that lookups read (worker/current_table.py)."""
+"""The per-process copy of the risk table that lookups read (worker/lookups/current_table.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import psycopg
 import pytest
 
 from tests.unit.conftest import SAMPLE_RULES, DictZipcodeStore
-from worker import lookups
-from worker.cache import ResultCache
-from worker.current_table import RECHECK_SECONDS, CurrentTable
-from worker.risk_table import Rule
+from worker.contract.result_cache import ResultCache
+from worker.lookups import answers as lookups
+from worker.lookups.current_table import RECHECK_SECONDS, CurrentTable
+from worker.lookups.risk_table import Rule
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""The broker message check (worker/envelope.py), on raw bytes, without a broker.
+"""The broker message check (worker/broker/envelope.py), on raw bytes, without a broker.
 
 Given the bytes of a message as Redis would hand them to the worker, `check` answers the
 envelope kombu may use, or refuses it with one short line. zipscore's own producers (the
@@ -20,14 +20,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kombu import Connection
 
-import worker.index_tasks  # registers the index tasks in the app
-import worker.tasks  # noqa: F401  (registers the lookup and batch tasks)
+import worker.batch.tasks
+import worker.index.tasks
+import worker.lookups.tasks  # noqa: F401  (registers the lookup tasks)
 from tests.messages import CORPUS, mutated, task_message
 from worker.beat import beat_schedule
-from worker.broker_transport import is_zipscore_task
-from worker.celery_app import QUEUES, app
-from worker.envelope import Refused, Rules, admit, check
-from worker.settings import Settings
+from worker.broker.envelope import Refused, Rules, admit, check
+from worker.broker.transport import is_zipscore_task
+from worker.celery_app import app
+from worker.contract.settings import Settings
+from worker.contract.tasks import QUEUES
 
 SETTINGS = Settings()
 RULES = Rules(
@@ -86,7 +88,7 @@ def test_a_lookup_as_the_client_sends_it_passes(sent: Any) -> None:
         ("zipcodes.by_risk_factor", "lookups", {"args": ("A",)}),
         ("health.ping", "lookups", {}),
         ("batch.pin_table", "batch", {"args": (None,)}),
-        # As producer/batch.py sends it: Celery's argsrepr keeps the "\r\n" as it is.
+        # As producer/batch/runner.py sends it: Celery's argsrepr keeps the "\r\n" as it is.
         ("batch.score_chunk", "batch", {"args": ({"job": "j", "chunk": 0, "newline": "\r\n"},)}),
         ("index.latest", "index", {"args": (2004,)}),
     ],

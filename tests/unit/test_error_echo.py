@@ -1,4 +1,4 @@
-"""Refused input is quoted in errors only through `worker.errors.echo` (at most 40
+"""Refused input is quoted in errors only through `worker.contract.errors.echo` (at most 40
 characters, as the README promises), and no error message outgrows MAX_MESSAGE: a 900 kB
 CSV header or a 100 MB risk-table line comes back as a short line."""
 
@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producer.admin import load_zipcodes
-from producer.csv_chunks import inspect_input
-from worker.errors import MAX_ECHO, MAX_MESSAGE, ErrorCode, ZipscoreError, echo
-from worker.risk_table import MAX_LINE_CHARS, read_lines
+from producer.batch.csv_input import inspect_input
+from worker.contract.errors import MAX_ECHO, MAX_MESSAGE, ErrorCode, ZipscoreError, echo
+from worker.database.admin import load_zipcodes
+from worker.lookups.risk_table import MAX_LINE_CHARS, read_lines
 
 MB = 1024 * 1024
 
@@ -110,7 +110,7 @@ def test_a_50_mb_table_of_short_lines_is_refused_after_max_lines(tmp_path: Path)
 
 
 def test_a_long_factor_is_echoed_short() -> None:
-    from worker.risk_table import RiskTableError, parse_text
+    from worker.lookups.risk_table import RiskTableError, parse_text
 
     with pytest.raises(RiskTableError) as caught:
         parse_text("1000," + "A" * 900 + "\n")

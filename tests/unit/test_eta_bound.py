@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.settings import Settings
+from worker.contract.settings import Settings
 
 
 def test_the_eta_bound_is_the_longest_retry_countdown_and_fits_the_visibility_timeout() -> None:

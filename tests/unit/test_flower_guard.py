@@ -19,12 +19,12 @@ import pytest
 import tornado.options
 from tornado.options import OptionParser
 
-from worker.flower_guard import (
+from worker.contract.listen_addresses import is_loopback
+from worker.flower.guard import (
     UnsafeFlower,
     check,
     check_flower_options,
     flower_command,
-    is_loopback,
     refuse_unsafe_flower,
 )
 

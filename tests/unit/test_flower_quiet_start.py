@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from worker.flower_quiet_start import UNANSWERED, install
+from worker.flower.quiet_start import UNANSWERED, install
 
 
 def inspect_fails(method: str) -> None:

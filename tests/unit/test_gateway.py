@@ -22,17 +22,18 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from producer import cli, gateway
-from producer.batch import JobStatus
+from producer.batch.runner import JobStatus
+from producer.cli import main as cli
 from producer.client import Client
-from producer.gateway_cache import AsyncCacheReader
-from producer.gateway_jobs import BatchLauncher
+from producer.gateway import app as gateway
+from producer.gateway.cache import AsyncCacheReader
+from producer.gateway.jobs import BatchLauncher
 from tests.unit.test_batch_job import check_output, portfolio
-from worker.batch_store import BatchStore
-from worker.cache import ResultCache
-from worker.errors import ErrorCode, ZipscoreError
-from worker.index_cache import IndexCache, utcnow
-from worker.settings import Settings
+from worker.contract.batch_store import BatchStore
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.index_cache import IndexCache, utcnow
+from worker.contract.result_cache import ResultCache
+from worker.contract.settings import Settings
 
 Sent = list[tuple[str, tuple[Any, ...]]]
 
@@ -323,7 +324,9 @@ def test_healthz(api: TestClient) -> None:
 @pytest.fixture
 def fake_redis_pings(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
     server = fakeredis.FakeServer()
-    monkeypatch.setattr("worker.cache.redis_client", lambda url: fakeredis.FakeRedis(server=server))
+    monkeypatch.setattr(
+        "worker.contract.result_cache.redis_client", lambda url: fakeredis.FakeRedis(server=server)
+    )
     return server
 
 
@@ -624,7 +627,7 @@ def test_an_upload_onto_a_full_disk_is_507_and_leaves_nothing(
     assert str(tmp_path) not in response.text
     assert list((tmp_path / "uploads").iterdir()) == []
     assert job_keys(batch_store) == []
-    warnings = [r for r in caplog.records if r.name == "producer.gateway" and r.levelno >= 30]
+    warnings = [r for r in caplog.records if r.name == "producer.gateway.app" and r.levelno >= 30]
     assert [(r.levelname, r.exc_info) for r in warnings] == [("WARNING", None)]
     monkeypatch.setattr(anyio.AsyncFile, "write", write)  # space freed: the slot is free too
     for _ in range(3):  # more than the two slots: none was kept by the refused upload
@@ -708,9 +711,9 @@ def test_a_job_stopped_before_its_output_was_published_is_resumed_over_http(
 ) -> None:
     """Regression: resume required the finished output file, which an unfinished job never
     has (it writes a partial file beside it), so every real resume answered 404."""
-    import producer.batch
+    import producer.batch.runner
 
-    real_publish = producer.batch._publish
+    real_publish = producer.batch.runner._publish
     fail_once = [True]
 
     def publish_fails_once(sink: Any, record: dict[str, str]) -> None:
@@ -718,7 +721,7 @@ def test_a_job_stopped_before_its_output_was_published_is_resumed_over_http(
             raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, "disk full (drill)")
         real_publish(sink, record)
 
-    monkeypatch.setattr(producer.batch, "_publish", publish_fails_once)
+    monkeypatch.setattr(producer.batch.runner, "_publish", publish_fails_once)
     # Given a job whose rows were all scored, then stopped before its output was in place
     job = api.post("/batches", content=b"zipcode\n9000\n1501\n").json()["job_id"]
     deadline = time.monotonic() + 20
@@ -815,8 +818,8 @@ def test_a_job_that_stops_after_it_started_is_logged_as_resumable(
 def test_zipscore_serve_runs_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: dict[str, Any] = {}
     monkeypatch.setattr("uvicorn.run", lambda target, **kwargs: ran.update(kwargs, app=target))
-    monkeypatch.setattr("worker.log_setup.configure", lambda *a, **k: None)
+    monkeypatch.setattr("worker.contract.log_setup.configure", lambda *a, **k: None)
     result = CliRunner().invoke(cli.cli, ["serve", "--port", "5099"])
     assert result.exit_code == 0, result.output
-    assert ran["app"] == "producer.gateway:create_app"
+    assert ran["app"] == "producer.gateway.app:create_app"
     assert (ran["host"], ran["port"], ran["factory"]) == ("127.0.0.1", 5099, True)

@@ -19,9 +19,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from producer import gateway
 from producer.client import Client
-from producer.gateway_jobs import BatchLauncher
+from producer.gateway import app as gateway
+from producer.gateway.jobs import BatchLauncher
 from tests.unit.test_gateway import client  # noqa: F401  (the eager client fixture)
 from tests.unit.test_gateway_http import answer_pings
 

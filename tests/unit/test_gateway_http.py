@@ -20,19 +20,19 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from producer import gateway
-from producer.batch import JobStatus
+from producer.batch.runner import JobStatus
 from producer.client import Client
-from producer.gateway_auth import ApiKeys, refuse_exposure
-from producer.gateway_jobs import BatchLauncher
-from producer.gateway_limits import BatchRateLimit, Refusal
+from producer.gateway import app as gateway
+from producer.gateway.auth import ApiKeys, refuse_exposure
+from producer.gateway.jobs import BatchLauncher
+from producer.gateway.limits import BatchRateLimit, Refusal
 from tests.unit.test_gateway import error, seed_index, settings
 from tests.unit.test_gateway import job_status as gateway_job_status
-from worker.batch_store import BatchStore
-from worker.cache import ResultCache
-from worker.errors import ErrorCode, ZipscoreError
-from worker.index_cache import IndexCache
-from worker.settings import SettingsError
+from worker.contract.batch_store import BatchStore
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.index_cache import IndexCache
+from worker.contract.result_cache import ResultCache
+from worker.contract.settings import SettingsError
 
 Sent = list[tuple[str, tuple[Any, ...]]]
 KEY = "k3y-0123456789abcdef-one"
@@ -266,7 +266,9 @@ def answer_pings(backend: Client, monkeypatch: pytest.MonkeyPatch) -> None:
         return call(task, *args, **kwargs)
 
     monkeypatch.setattr(backend, "call", ping_or_call)
-    monkeypatch.setattr("worker.cache.redis_client", lambda url: fakeredis.FakeRedis())
+    monkeypatch.setattr(
+        "worker.contract.result_cache.redis_client", lambda url: fakeredis.FakeRedis()
+    )
 
 
 # -- Retry-After on every 503 -----------------------------------------------------------
@@ -318,7 +320,9 @@ def test_not_ready_says_when_to_retry(
         raise ZipscoreError(ErrorCode.TIMEOUT, "no answer from a worker within 2 s")
 
     monkeypatch.setattr(plain_client, "call", silent)
-    monkeypatch.setattr("worker.cache.redis_client", lambda url: fakeredis.FakeRedis())
+    monkeypatch.setattr(
+        "worker.contract.result_cache.redis_client", lambda url: fakeredis.FakeRedis()
+    )
     with TestClient(gateway.create_app(plain_client.settings, client=plain_client)) as api:
         response = api.get("/readyz")
     assert response.status_code == 503

@@ -19,7 +19,7 @@ from tests.statbel_documents import (
     fact,
     fixture_body,
 )
-from worker.health_index import DocumentRefused, IndexMonth, parse_document
+from worker.index.document import DocumentRefused, IndexMonth, parse_document
 
 SUPPORTED = (1996, 2004, 2013, 2025)
 

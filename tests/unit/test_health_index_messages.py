@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from worker.health_index import DocumentRefused, parse_document
+from worker.index.document import DocumentRefused, parse_document
 
 SUPPORTED = (1996, 2004, 2013, 2025)
 

@@ -28,21 +28,22 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from producer import cli
+from producer.cli import main as cli
 from producer.client import Client
 from tests.cli_results import assert_no_crash, assert_one_line_error
 from tests.statbel_documents import fixture_body
 from tests.unit.conftest import STATBEL_TEST_URL, DictZipcodeStore, MemoryHealthIndexStore
 from worker import runtime
-from worker.batch import OUTPUT_COLUMNS, split_rows
-from worker.batch_store import BatchStore
-from worker.cache import ResultCache
-from worker.errors import ErrorCode
-from worker.health_index import DocumentRefused, parse_document
-from worker.index_cache import IndexCache
-from worker.risk_table import RiskTableError, Rule, expand, parse_text
-from worker.settings import Settings
-from worker.statbel import StatbelSource
+from worker.batch.scoring import split_rows
+from worker.contract.batch_output import OUTPUT_COLUMNS
+from worker.contract.batch_store import BatchStore
+from worker.contract.errors import ErrorCode
+from worker.contract.index_cache import IndexCache
+from worker.contract.result_cache import ResultCache
+from worker.contract.settings import Settings
+from worker.index.document import DocumentRefused, parse_document
+from worker.index.statbel import StatbelSource
+from worker.lookups.risk_table import RiskTableError, Rule, expand, parse_text
 
 Sent = list[tuple[str, tuple[Any, ...]]]
 FUZZ = settings(
@@ -83,8 +84,9 @@ def table_db(
     store: DictZipcodeStore, cache: ResultCache, monkeypatch: pytest.MonkeyPatch
 ) -> DictZipcodeStore:
     """`zipscore db load-zipcodes` over the dict store (its Postgres step) and fakeredis."""
-    from worker import cache as cache_module
-    from worker import db, zipcodes
+    from worker.contract import result_cache as cache_module
+    from worker.database import pool as db
+    from worker.lookups import zipcodes
 
     def load_rules(conn: object, rules: Iterable[Rule]) -> int:
         store.load(list(rules))

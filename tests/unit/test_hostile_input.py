@@ -21,11 +21,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer import cli
+from producer.cli import main as cli
 from tests.unit.conftest import DictZipcodeStore
 from worker.celery_app import app
-from worker.errors import ErrorCode
-from worker.settings import SettingsError, get_settings
+from worker.contract.errors import ErrorCode
+from worker.contract.settings import SettingsError, get_settings
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),

@@ -14,13 +14,13 @@ import pytest
 import respx
 from click.testing import CliRunner
 
-from producer import cli
+from producer.cli import main as cli
 from producer.client import Client, IndexAnswer, RefreshReport
 from tests.statbel_documents import FIXTURE_MONTHS, fixture_body
 from tests.unit.conftest import STATBEL_TEST_URL, MemoryHealthIndexStore
-from worker.cache import ResultCache
-from worker.errors import ErrorCode, ZipscoreError
-from worker.index_cache import IndexCache
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.index_cache import IndexCache
+from worker.contract.result_cache import ResultCache
 
 Sent = list[tuple[str, tuple[Any, ...]]]
 
@@ -211,7 +211,7 @@ def test_cli_refresh_failure_exits_1_and_keeps_serving(
 
 def test_console_refuses_a_wrong_year_without_a_broker() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "index", "--base-year", "1988"],
+        [sys.executable, "-m", "producer.cli.main", "index", "--base-year", "1988"],
         capture_output=True,
         text=True,
         check=False,

@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from producer import admin, cli
+from producer.cli import main as cli
 from tests.statbel_documents import fixture_body
 from tests.unit.conftest import MemoryHealthIndexStore
-from worker import index
-from worker import index_cache as index_cache_module
-from worker.errors import ErrorCode, ZipscoreError
-from worker.health_index import IndexMonth, parse_document
-from worker.index_cache import IndexCache
-from worker.index_store import PostgresHealthIndexStore
-from worker.settings import get_settings
-from worker.validation import parse_month
+from worker.contract import index_cache as index_cache_module
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.index_cache import IndexCache
+from worker.contract.settings import get_settings
+from worker.contract.validation import parse_month
+from worker.database import admin
+from worker.index import service as index
+from worker.index.document import IndexMonth, parse_document
+from worker.index.store import PostgresHealthIndexStore
 
 SUPPORTED = (1996, 2004, 2013, 2025)
 WRONG = IndexMonth(2004, date(2150, 1, 1), Decimal("99.99"))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.errors import ErrorCode, ZipscoreError
-from worker.settings import STATBEL_URL, Settings
-from worker.validation import parse_base_year
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.settings import STATBEL_URL, Settings
+from worker.contract.validation import parse_base_year
 
 SUPPORTED = (1996, 2004, 2013, 2025)
 

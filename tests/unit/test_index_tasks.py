@@ -20,13 +20,13 @@ from tests.statbel_documents import (
     with_value,
 )
 from tests.unit.conftest import STATBEL_TEST_URL, MemoryHealthIndexStore
-from worker import index
 from worker.celery_app import app
-from worker.health_index import DocumentRefused
-from worker.index_cache import IndexCache
-from worker.index_tasks import longest_retry_wait, retry_policy
-from worker.settings import Settings, get_settings
-from worker.statbel import SourceRefused, SourceUnavailable
+from worker.contract.index_cache import IndexCache
+from worker.contract.settings import Settings, get_settings
+from worker.index import service as index
+from worker.index.document import DocumentRefused
+from worker.index.statbel import SourceRefused, SourceUnavailable
+from worker.index.tasks import longest_retry_wait, retry_policy
 
 pytestmark = pytest.mark.usefixtures("index_eager")
 SUPPORTED = (1996, 2004, 2013, 2025)
@@ -414,7 +414,7 @@ def test_a_scheduled_refresh_that_gives_up_says_so_in_one_error_line(
     caplog.set_level("INFO")
     assert refresh().state == "FAILURE"
     errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
-    assert [r.name for r in errors] == ["worker.index_tasks"]
+    assert [r.name for r in errors] == ["worker.index.tasks"]
     prefix = f"health index refresh failed after {retries} retr"
     assert errors[0].getMessage().startswith(prefix)
     assert cause in errors[0].getMessage()

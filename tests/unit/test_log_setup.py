@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from worker import log_setup
 from worker.celery_app import app
+from worker.contract import log_setup
 
 
 @pytest.fixture

@@ -59,8 +59,9 @@ def doctor_with(
     """`zipscore doctor ARGS` with healthy services and make run's ports replaced."""
     from click.testing import CliRunner
 
-    from producer import admin, cli
     from producer import ports as ports_module
+    from producer.cli import main as cli
+    from worker.database import admin
 
     monkeypatch.setattr(admin, "doctor", lambda: {"ok": True, "services": {"broker": "ok"}})
     monkeypatch.setattr(ports_module, "RUN_PORTS", ports)

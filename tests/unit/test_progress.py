@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from producer.progress import RichReporter, compact
+from producer.batch.progress import RichReporter, compact
 
 JOB = "3f2a9c01d4e5b6a7"
 

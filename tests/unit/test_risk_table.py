@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.errors import ErrorCode
-from worker.risk_table import (
+from worker.contract.errors import ErrorCode
+from worker.lookups.risk_table import (
     MAX_LINES,
     RiskTableError,
     Rule,

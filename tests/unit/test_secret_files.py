@@ -12,8 +12,8 @@ import pytest
 import redis.connection
 from pydantic import PostgresDsn, RedisDsn
 
-from worker.secret_files import read_secret, with_password
-from worker.settings import Settings, SettingsError, get_settings
+from worker.contract.secret_files import read_secret, with_password
+from worker.contract.settings import Settings, SettingsError, get_settings
 
 
 def settings_of(**values: Any) -> Settings:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import RedisDsn
 
-from worker.celery_app import QUEUES, celery_config, create_app
-from worker.migrations import discover
-from worker.settings import Settings
+from worker.celery_app import celery_config, create_app
+from worker.contract.settings import Settings
+from worker.contract.tasks import QUEUES
+from worker.database.migrations import discover
 
 
 def test_defaults_point_at_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,12 +130,12 @@ def test_misnamed_migration_is_refused(tmp_path: Path) -> None:
 def test_a_channel_whose_connection_is_gone_raises_a_connection_error() -> None:
     # Celery and kombu treat redis's ConnectionError as a lost connection and reconnect;
     # kombu's own channel raised AttributeError here and the worker exited
-    # (worker/broker_transport.py; the drill in tests/drills/test_broker_restart.py).
+    # (worker/broker/transport.py; the drill in tests/drills/test_broker_restart.py).
     from types import SimpleNamespace
 
     import redis
 
-    from worker.broker_transport import Channel, Transport
+    from worker.broker.transport import Channel, Transport
 
     channel = Channel.__new__(Channel)
     channel.connection = SimpleNamespace(client=None)
@@ -146,7 +147,7 @@ def test_a_channel_whose_connection_is_gone_raises_a_connection_error() -> None:
 
 @pytest.mark.parametrize("scheme", ["redis", "rediss"])
 def test_the_app_uses_zipscore_s_redis_transport_under_the_redis_scheme(scheme: str) -> None:
-    from worker.broker_transport import Transport
+    from worker.broker.transport import Transport
 
     url = f"{scheme}://:secret@127.0.0.1:6390/0"
     app = create_app(Settings(redis_url=RedisDsn(url)))
@@ -173,7 +174,7 @@ def test_the_transport_is_zipscore_s_even_if_kombu_resolved_redis_before() -> No
     from kombu.transport import get_transport_cls
     from kombu.transport import redis as kombu_redis
 
-    from worker import broker_transport
+    from worker.broker import transport as broker_transport
 
     broker_transport.use()
     assert get_transport_cls("redis") is broker_transport.Transport

@@ -9,9 +9,14 @@ import pytest
 import respx
 
 from tests.statbel_documents import fixture_body
-from worker.errors import echo
-from worker.settings import Settings
-from worker.statbel import SourceRefused, SourceUnavailable, StatbelSource, source_from_settings
+from worker.contract.errors import echo
+from worker.contract.settings import Settings
+from worker.index.statbel import (
+    SourceRefused,
+    SourceUnavailable,
+    StatbelSource,
+    source_from_settings,
+)
 
 URL = "https://statbel.test/bestat/api/views/health-index/result/JSON"
 CAP = 5_000_000
@@ -102,7 +107,7 @@ def test_a_body_that_outlasts_the_overall_deadline_is_a_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = iter(range(0, 1000, 5))  # every reading of the clock is 5 s later
-    monkeypatch.setattr("worker.statbel.time.monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr("worker.index.statbel.time.monotonic", lambda: float(next(clock)))
     respx.get(URL).mock(return_value=httpx.Response(200, stream=Junk(500_000)))
     with pytest.raises(SourceUnavailable, match="longer than 2 s"):
         StatbelSource(URL, timeout=2.0, max_bytes=CAP).fetch()

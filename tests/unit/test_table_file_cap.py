@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from producer import cli
+from producer.cli import main as cli
 from tests.cli_results import assert_no_crash, assert_one_line_error
-from worker.errors import ErrorCode
-from worker.settings import get_settings
+from worker.contract.errors import ErrorCode
+from worker.contract.settings import get_settings
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import psycopg
 import pytest
 
 from tests.unit.conftest import DictZipcodeStore
-from worker import tasks
-from worker.cache import ResultCache
+from worker import task_guard as tasks
 from worker.celery_app import TASK_MODULES, app
-from worker.risk_table import Rule
+from worker.contract.result_cache import ResultCache
+from worker.lookups.risk_table import Rule
 
 
 def run(name: str, *args: Any) -> Any:
@@ -96,7 +96,7 @@ def test_task_names_are_explicit_and_routed() -> None:
 def test_loading_the_tasks_connects_the_pool_to_each_worker_process() -> None:
     """The worker imports its tasks before it forks: that alone must wire the per-process pool.
 
-    Checked in a fresh interpreter, since this test process imports worker.db anyway.
+    Checked in a fresh interpreter, since this test process imports worker.database.pool anyway.
     """
     code = (
         "from worker.celery_app import app; app.loader.import_default_modules(); "

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.errors import ErrorCode, ZipscoreError
-from worker.validation import parse_risk_factor, parse_zipcode
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.validation import parse_risk_factor, parse_zipcode
 
 
 @pytest.mark.parametrize(
