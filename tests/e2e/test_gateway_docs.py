@@ -17,7 +17,7 @@ from tests.e2e.test_flower import free_port
 @pytest.fixture(scope="module")
 def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`zipscore serve` on loopback (no worker needed: the docs are the schema)."""
-    from ops.bench.batch_bench import zipscore_exe
+    from ops.bench.environment import zipscore_exe
 
     port = free_port()
     log = tmp_path_factory.mktemp("gateway") / "gateway.log"

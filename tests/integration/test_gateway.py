@@ -278,7 +278,7 @@ def test_zipscore_serve_on_every_interface_with_keys_answers_only_with_one(
 ) -> None:
     """`--host 0.0.0.0` with a key file starts (it refuses to without keys: the unit test);
     over loopback, a lookup without the key is 401, with it the session's worker answers."""
-    from ops.bench.batch_bench import zipscore_exe
+    from ops.bench.environment import zipscore_exe
     from ops.bench.gateway_bench import free_port
 
     key = uuid.uuid4().hex
