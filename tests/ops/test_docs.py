@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.settings import Settings  # the one place that names the settings module
+from worker.contract.settings import Settings  # the one place that names the settings module
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
