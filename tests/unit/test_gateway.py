@@ -28,6 +28,7 @@ from producer.client import Client
 from producer.gateway import app as gateway
 from producer.gateway.cache import AsyncCacheReader
 from producer.gateway.jobs import BatchLauncher
+from producer.gateway.offload import Offload
 from tests.unit.test_batch_job import check_output, portfolio
 from worker.contract.batch_store import BatchStore
 from worker.contract.errors import ErrorCode, ZipscoreError
@@ -255,7 +256,9 @@ def test_a_broken_async_cache_falls_back_to_the_client(
     # Both readers fail (the client's own read is swallowed too); restored before teardown.
     monkeypatch.setattr(fake_server, "connected", False)
     monkeypatch.setattr(
-        client, "lookup", lambda z, **_: {"zipcode": 9000, "risk_factor": "B", "exists": True}
+        client,
+        "lookup_uncached",
+        lambda z, **_: {"zipcode": 9000, "risk_factor": "B", "exists": True},
     )
     assert fast_api.get("/zipcodes/9000").json()["risk_factor"] == "B"
 
@@ -380,7 +383,7 @@ def test_not_ready_when_redis_or_postgres_is_down(
 # -- the event loop stays free ----------------------------------------------------------
 
 
-def slow_lookup_app(client: Client, offload: gateway.Offload | None) -> FastAPI:
+def slow_lookup_app(client: Client, offload: Offload | None) -> FastAPI:
     def slow(zipcode: object, **_: object) -> dict[str, Any]:
         time.sleep(1.0)  # a cold cache and a busy worker
         return {"zipcode": 9000, "risk_factor": "B", "exists": True}
@@ -627,7 +630,8 @@ def test_an_upload_onto_a_full_disk_is_507_and_leaves_nothing(
     assert str(tmp_path) not in response.text
     assert list((tmp_path / "uploads").iterdir()) == []
     assert job_keys(batch_store) == []
-    warnings = [r for r in caplog.records if r.name == "producer.gateway.app" and r.levelno >= 30]
+    logged = [r for r in caplog.records if r.name.startswith("producer.gateway.")]
+    warnings = [r for r in logged if r.levelno >= 30]
     assert [(r.levelname, r.exc_info) for r in warnings] == [("WARNING", None)]
     monkeypatch.setattr(anyio.AsyncFile, "write", write)  # space freed: the slot is free too
     for _ in range(3):  # more than the two slots: none was kept by the refused upload

@@ -24,6 +24,8 @@ from producer.batch.runner import JobStatus
 from producer.client import Client
 from producer.gateway import app as gateway
 from producer.gateway.auth import ApiKeys, refuse_exposure
+from producer.gateway.docs import DOCS_ASSETS
+from producer.gateway.errors import http_status
 from producer.gateway.jobs import BatchLauncher
 from producer.gateway.limits import BatchRateLimit, Refusal
 from tests.unit.test_gateway import error, seed_index, settings
@@ -224,7 +226,7 @@ def test_every_documented_error_status_is_answered(
     assert response.status_code == status, response.text
     if path != "/readyz":
         code = error(response)[1]
-        assert gateway.http_status(ErrorCode(code)) == status or status in {413, 507}
+        assert http_status(ErrorCode(code)) == status or status in {413, 507}
     if status in {429, 503}:
         assert int(response.headers["retry-after"]) > 0
     if status == 401:
@@ -356,7 +358,7 @@ def test_the_docs_load_everything_from_this_server(plain: TestClient, page: str)
     assert len(assets) >= 2
     kinds = set()
     for asset in assets:
-        assert asset.startswith(gateway.DOCS_ASSETS + "/"), asset
+        assert asset.startswith(DOCS_ASSETS + "/"), asset
         answer = plain.get(asset)
         assert answer.status_code == 200, asset
         kind = answer.headers["content-type"].split(";")[0]
