@@ -165,14 +165,12 @@ class Client:
         does for every question below.
         """
         number = parse_zipcode(zipcode)
-        cached = self._cached(LOOKUP, number)
-        if cached is not None:
+        if (cached := self._cached(LOOKUP, number)) is not None:
             return LookupResult.model_validate(cached)
         return self.lookup_uncached(number, timeout=timeout)
 
     def lookup_uncached(self, zipcode: int, *, timeout: float | None = None) -> LookupResult:
-        """Ask a worker about a zipcode already validated (`parse_zipcode`), without
-        reading the cache: for a caller that has just read it (the gateway, on its loop)."""
+        """`lookup` of a zipcode already parsed, asked of a worker without a cache read."""
         return LookupResult.model_validate(self.call("zipcodes.lookup", zipcode, timeout=timeout))
 
     def by_risk_factor(
@@ -180,16 +178,14 @@ class Client:
     ) -> RiskFactorListing:
         """Every zipcode carrying `risk_factor`, ascending."""
         factor = parse_risk_factor(risk_factor)
-        cached = self._cached(BY_RISK_FACTOR, factor)
-        if cached is not None:
+        if (cached := self._cached(BY_RISK_FACTOR, factor)) is not None:
             return RiskFactorListing.model_validate(cached)
         return self.by_risk_factor_uncached(factor, timeout=timeout)
 
     def by_risk_factor_uncached(
         self, risk_factor: str, *, timeout: float | None = None
     ) -> RiskFactorListing:
-        """Ask a worker for a risk factor already validated (`parse_risk_factor`), without
-        reading the cache."""
+        """`by_risk_factor` of a factor already parsed, without a cache read."""
         answer = self.call("zipcodes.by_risk_factor", risk_factor, timeout=timeout)
         return RiskFactorListing.model_validate(answer)
 
@@ -216,8 +212,7 @@ class Client:
         return self.index_uncached(year, timeout=timeout)
 
     def index_uncached(self, base_year: int, *, timeout: float | None = None) -> IndexAnswer:
-        """Ask a worker for the index of a base year already validated (`parse_base_year`),
-        without reading the index cache."""
+        """`index` of a base year already parsed, without a cache read."""
         return IndexAnswer.model_validate(self.call("index.latest", base_year, timeout=timeout))
 
     def refresh_index(self, timeout: float | None = None) -> RefreshReport:
