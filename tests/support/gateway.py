@@ -23,6 +23,8 @@ Sent = list[tuple[str, tuple[Any, ...]]]
 KEY = "k3y-0123456789abcdef-one"
 OTHER_KEY = "k3y-fedcba9876543210-two"
 JOB = "0123456789abcdef"
+# Where the worker asks Statbel for the health index (a local server in the tests).
+STATBEL_PATH = "/bestat/api/views/health-index/result/JSON"
 
 
 def gateway_settings(tmp_path: Path, **overrides: Any) -> Settings:
