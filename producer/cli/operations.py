@@ -103,6 +103,6 @@ def serve(host: str, port: int, as_json: bool) -> None:
     it needs API keys (ZIPSCORE_GATEWAY_API_KEYS_FILE) and refuses to start without them.
     `--json` only shapes errors, as for every command.
     """
-    from producer.gateway.app import serve as run_gateway
+    from producer.gateway.serve import serve as run_gateway
 
     run_gateway(host, port)

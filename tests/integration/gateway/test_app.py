@@ -1,5 +1,5 @@
 """The HTTP gateway over the real stack: the session's embedded worker, real Redis and
-Postgres, and (for the index) the local fake Statbel of the health index tests."""
+Postgres, and (for the index) a local fake Statbel (`statbel`, this folder's conftest)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from ops.http_server import serving
 from producer.client import Client
 from producer.gateway import app as gateway
 from tests.integration.test_batch import check, portfolio
-from tests.integration.test_health_index import serve, statbel  # noqa: F401  (a fixture)
 from tests.statbel_documents import fixture_body
+from tests.support.gateway import STATBEL_PATH
 from worker.celery_app import app
 from worker.contract.index_cache import index_cache_from_settings
 from worker.contract.result_cache import LOOKUP, ResultCache
@@ -63,7 +63,7 @@ def test_lookups_and_listings(api: TestClient) -> None:
 
 def test_the_index_after_a_refresh(
     api: TestClient,
-    statbel: HTTPServer,  # noqa: F811
+    statbel: HTTPServer,
     conn: psycopg.Connection,
 ) -> None:
     conn.execute("TRUNCATE health_index, index_refreshes")
@@ -74,7 +74,9 @@ def test_the_index_after_a_refresh(
         503,
         "INDEX_UNAVAILABLE",
     )
-    serve(statbel, fixture_body())
+    statbel.expect_request(STATBEL_PATH).respond_with_data(
+        fixture_body(), content_type="application/json"
+    )
     Client(timeout=30).refresh_index(timeout=30)
     for params, value in (({"base_year": "2013"}, 112.29), ({"year": "1996"}, 154.29)):
         body = api.get("/index", params=params).json()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from ops.bench.gateway_bench import free_port
 from ops.http_server import serving
 from tests.e2e.conftest import ROOT, SCREENSHOTS, headless_chromium
-from tests.e2e.test_flower import free_port
 
 
 @pytest.fixture(scope="module")
