@@ -16,7 +16,7 @@ from producer.cli.answers import (
     files_not_streams,
     json_option,
 )
-from worker.contract.errors import ZipscoreError
+from worker.contract.errors import ErrorCode, ZipscoreError
 
 
 @click.command()
@@ -64,12 +64,18 @@ def score(
         return progress_for(job, total)
 
     def resume_hint(client: Any) -> str | None:
-        """The job to resume, if there is one a resume can finish (never a lost record)."""
+        """The job to resume, if there is one a resume can finish (never a lost record).
+
+        With Redis unreachable the record cannot be read now, yet it is not lost: the job
+        id is the one handle to finish the work once Redis is back.
+        """
         if not started:
             return None
         try:
             state = client.batch_status(started[0]).state
-        except Exception:  # lost, expired or unreachable: a resume would not find it
+        except ZipscoreError as exc:  # lost or expired (NOT_FOUND): a resume would fail
+            return started[0] if exc.code is ErrorCode.BACKEND_UNAVAILABLE else None
+        except Exception:
             return None
         return started[0] if state in ("interrupted", "running") else None
 
