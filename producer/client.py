@@ -25,9 +25,9 @@ from typing import Any
 import celery.exceptions
 import kombu.exceptions
 import redis
-from pydantic import BaseModel
 
 from producer.batch.runner import BatchRunner, BatchSummary, JobStatus, ProgressFactory
+from worker.contract.answers import IndexAnswer, LookupResult, RefreshReport, RiskFactorListing
 from worker.contract.batch_store import BatchStore, batch_store_from_settings
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.index_cache import (
@@ -67,34 +67,6 @@ def _redis_faults() -> Iterator[None]:
         raise ZipscoreError(
             ErrorCode.BACKEND_UNAVAILABLE, f"Redis is unreachable ({type(exc).__name__})"
         ) from None
-
-
-class LookupResult(BaseModel):
-    zipcode: int
-    risk_factor: str | None
-    exists: bool
-
-
-class RiskFactorListing(BaseModel):
-    risk_factor: str
-    count: int
-    zipcodes: list[int]
-
-
-class IndexAnswer(BaseModel):
-    base_year: int
-    index: float
-    period: str
-    fetched_at: str
-    stale: bool
-
-
-class RefreshReport(BaseModel):
-    months_stored: int
-    months_new: int
-    months_changed: int
-    base_years: list[int]
-    refreshed_at: str
 
 
 class Client:

@@ -13,9 +13,9 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query
 
-from producer.client import IndexAnswer
 from producer.gateway.context import Context
 from producer.gateway.openapi import documented_errors, success
+from worker.contract.answers import IndexAnswer
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.index_cache import utcnow, with_staleness
 from worker.contract.validation import parse_base_year

@@ -14,9 +14,9 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query
 
-from producer.client import LookupResult, RiskFactorListing
 from producer.gateway.context import Context
 from producer.gateway.openapi import documented_errors, success
+from worker.contract.answers import LookupResult, RiskFactorListing
 from worker.contract.errors import ErrorCode
 from worker.contract.result_cache import BY_RISK_FACTOR, LOOKUP
 from worker.contract.validation import parse_risk_factor, parse_zipcode

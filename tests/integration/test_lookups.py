@@ -8,8 +8,9 @@ import time
 import psycopg
 import pytest
 
-from producer.client import Client, LookupResult
+from producer.client import Client
 from tests.table_activity import activity
+from worker.contract.answers import LookupResult
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.result_cache import ResultCache
 from worker.lookups import zipcodes

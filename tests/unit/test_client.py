@@ -11,8 +11,9 @@ import kombu.exceptions
 import pytest
 import redis
 
-from producer.client import Client, LookupResult
+from producer.client import Client
 from tests.unit.conftest import DictZipcodeStore
+from worker.contract.answers import LookupResult
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.result_cache import ResultCache
 

@@ -15,9 +15,10 @@ import respx
 from click.testing import CliRunner
 
 from producer.cli import main as cli
-from producer.client import Client, IndexAnswer, RefreshReport
+from producer.client import Client
 from tests.statbel_documents import FIXTURE_MONTHS, fixture_body
 from tests.unit.conftest import STATBEL_TEST_URL, MemoryHealthIndexStore
+from worker.contract.answers import IndexAnswer, RefreshReport
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.index_cache import IndexCache
 from worker.contract.result_cache import ResultCache
