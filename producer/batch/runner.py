@@ -67,14 +67,15 @@ from producer.batch.csv_input import (
     read_chunk,
 )
 from producer.batch.progress import Reporter
-from worker.contract import batch_store
+from worker.contract import batch_keys
 from worker.contract.batch_output import output_header
-from worker.contract.batch_store import BatchStore, is_job_id
+from worker.contract.batch_keys import is_job_id
+from worker.contract.batch_store import BatchStore
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.settings import Settings
 
 logger = logging.getLogger(__name__)
-JOB_ID = batch_store.JOB_ID  # whole text only (\A...\Z); the gateway checks job ids with it
+JOB_ID = batch_keys.JOB_ID  # whole text only (\A...\Z); the gateway checks job ids with it
 FAILED_STATES = frozenset({"FAILURE", "REVOKED"})
 STATE_CHECK_AFTER = 1.0  # seconds a chunk may run before its task state is looked at
 MAX_CHUNK_LINES = 1_000_000  # as ZIPSCORE_BATCH_CHUNK_SIZE's own limit
