@@ -27,7 +27,8 @@ import kombu.exceptions
 import redis
 from pydantic import BaseModel
 
-from producer.batch.runner import BatchRunner, BatchSummary, JobStatus, ProgressFactory
+from producer.batch.results import BatchSummary, JobStatus
+from producer.batch.runner import BatchRunner, ProgressFactory
 from worker.contract.batch_store import BatchStore, batch_store_from_settings
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.index_cache import (

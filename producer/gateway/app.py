@@ -48,7 +48,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from producer.batch.runner import JOB_ID, JobProgress, JobStatus
+from producer.batch.results import JobProgress, JobStatus
 from producer.client import Client, IndexAnswer, LookupResult, RiskFactorListing
 from producer.gateway.auth import ApiKeys
 from producer.gateway.cache import AsyncCacheReader
@@ -61,6 +61,7 @@ from producer.gateway.jobs import (
     upload_paths,
 )
 from producer.gateway.limits import BatchRateLimit, QuestionGate, Refusal, Saturated
+from worker.contract.batch_keys import JOB_ID
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.index_cache import utcnow, with_staleness
 from worker.contract.result_cache import BY_RISK_FACTOR, LOOKUP

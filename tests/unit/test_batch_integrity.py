@@ -23,9 +23,9 @@ import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
-from producer.batch import runner as batch_runner
+from producer.batch import output as batch_output
+from producer.batch.lease import LeaseKeeper
 from producer.batch.progress import Reporter
-from producer.batch.runner import BatchRunner
 from producer.cli import main as cli
 from producer.client import Client
 from producer.gateway import app as gateway
@@ -468,23 +468,21 @@ def test_a_job_stopped_between_the_rename_and_done_is_finished_by_its_resume(
 ) -> None:
     """Redis failed at the very last update: the output was in place, the partial file gone,
     and the job `interrupted`; its resume must not fail it for the missing partial file."""
-    update = BatchRunner._update
+    update = LeaseKeeper.update
 
-    def redis_fails_at_done(
-        self: BatchRunner, job: str, keeper: Any, fields: Any, **kw: Any
-    ) -> None:
+    def redis_fails_at_done(self: LeaseKeeper, fields: Any, **kw: Any) -> None:
         if fields.get("state") == "done":
             raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, "Redis is unreachable")
-        update(self, job, keeper, fields, **kw)
+        update(self, fields, **kw)
 
-    monkeypatch.setattr(BatchRunner, "_update", redis_fails_at_done)
+    monkeypatch.setattr(LeaseKeeper, "update", redis_fails_at_done)
     source = portfolio(tmp_path / "in.csv", 30, multiline=False)
     with pytest.raises(ZipscoreError):
         client.score_file(source, tmp_path / "out.csv", chunk_size=7)
     job = only_job(batch_store)
     assert client.batch_status(job).state == "interrupted"
     assert files_in(tmp_path) == ["in.csv", "out.csv"]
-    monkeypatch.setattr(BatchRunner, "_update", update)
+    monkeypatch.setattr(LeaseKeeper, "update", update)
     sent = len(eager)
     assert client.resume_batch(job).rows == 30
     assert client.batch_status(job).state == "done"
@@ -603,9 +601,9 @@ def test_an_output_directory_where_no_file_can_be_created_is_a_contract_error(
     def refused(*args: Any) -> int:
         raise OSError(error, os.strerror(error))
 
-    monkeypatch.setattr("producer.batch.runner.os.open", refused)
+    monkeypatch.setattr("producer.batch.output.os.open", refused)
     with pytest.raises(ZipscoreError) as caught:
-        batch_runner._create_partial(tmp_path / "out.csv", tmp_path / "out.csv", "0123456789abcdef")
+        batch_output.create_partial(tmp_path / "out.csv", tmp_path / "out.csv", "0123456789abcdef")
     assert caught.value.code is code
     assert os.strerror(error) in caught.value.message
 
@@ -615,7 +613,7 @@ def test_an_input_that_is_a_named_pipe_is_refused_without_waiting_for_a_writer(
     tmp_path: Path,
 ) -> None:
     """Regression: opening a FIFO with no writer blocked before the regular-file check."""
-    from producer.batch.csv_input import open_input
+    from producer.batch.prescan import open_input
 
     fifo = tmp_path / "in.csv"
     os.mkfifo(fifo)

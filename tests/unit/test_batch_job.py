@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from producer.batch.progress import Reporter
-from producer.batch.runner import BatchRunner, BatchSummary
+from producer.batch.results import BatchSummary
+from producer.batch.runner import BatchRunner
 from producer.cli import main as cli
 from producer.client import Client
 from tests.unit.conftest import DictZipcodeStore
@@ -508,7 +509,7 @@ def test_chunks_that_never_complete_are_sent_again(
         return apply(name, args=args, **kw)
 
     monkeypatch.setattr(client.app, "send_task", lose_chunk_2_once)
-    monkeypatch.setattr("producer.batch.runner.STATE_CHECK_AFTER", 0.0)
+    monkeypatch.setattr("producer.batch.job_loop.STATE_CHECK_AFTER", 0.0)
     summary = client.score_file(
         portfolio(tmp_path / "in.csv", 50), tmp_path / "out.csv", chunk_size=5
     )

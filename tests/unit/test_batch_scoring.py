@@ -1,4 +1,4 @@
-"""Scoring chunks (worker/batch/scoring.py), cutting them (producer/batch/csv_input.py).
+"""Scoring chunks (worker/batch/scoring.py), checking and cutting them (producer/batch/).
 
 No Redis: plain functions over text and bytes.
 """
@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.batch import csv_input as csv_chunks
-from producer.batch.csv_input import cut, inspect_handle, inspect_input, iter_chunks
+from producer.batch import scan as csv_scan
+from producer.batch.cutting import cut, iter_chunks
+from producer.batch.prescan import inspect_handle, inspect_input
 from tests.unit.conftest import SAMPLE_RULES
 from worker.batch.scoring import ScoringTable, score_chunk, split_rows
 from worker.contract.batch_output import output_header
@@ -437,7 +438,7 @@ def test_the_output_header_adds_three_columns() -> None:
     rows=st.lists(st.tuples(field_text, zipcode_text, field_text), max_size=30),
     lines=st.integers(min_value=1, max_value=12),
     max_bytes=st.integers(min_value=1, max_value=120),
-    block=st.sampled_from([csv_chunks.SCAN_BLOCK, 5, 64]),
+    block=st.sampled_from([csv_scan.SCAN_BLOCK, 5, 64]),
 )
 def test_chunks_are_cut_by_bytes_and_lines_wherever_the_check_accepts(
     tmp_path_factory: pytest.TempPathFactory,
@@ -457,7 +458,7 @@ def test_chunks_are_cut_by_bytes_and_lines_wherever_the_check_accepts(
     path.write_bytes(buffer.getvalue().encode("utf-8"))
     row_bytes = [len(written(row)) for row in rows]
     try:
-        with mock.patch.object(csv_chunks, "SCAN_BLOCK", block):  # rows across read blocks
+        with mock.patch.object(csv_scan, "SCAN_BLOCK", block):  # rows across read blocks
             layout = inspect_input(path, "zipcode", max_bytes=max_bytes)
     except ZipscoreError as exc:
         assert "longer than" in exc.message
@@ -487,7 +488,7 @@ def test_a_file_still_being_written_while_it_is_checked_is_refused(
 ) -> None:
     """A writer appends while the check reads: the bytes checked are no file's whole content
     (its last row may be cut mid-line), so the file is refused, not scored."""
-    monkeypatch.setattr(csv_chunks, "SCAN_BLOCK", 64)
+    monkeypatch.setattr(csv_scan, "SCAN_BLOCK", 64)
     path = write(tmp_path, b"zipcode,note\n" + b"9000,x\n" * 100 + b"90")
 
     class Appending(io.BufferedReader):
