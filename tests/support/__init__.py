@@ -1,0 +1,1 @@
+"""Pytest plugins for the zipscore test suite; ``resources`` is the per-test resource monitor."""

@@ -1,5 +1,5 @@
 """The HTTP gateway over the real stack: the session's embedded worker, real Redis and
-Postgres, and (for the index) the local fake Statbel of the health index tests."""
+Postgres, and (for the index) a local fake Statbel (`statbel`, this folder's conftest)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from ops.bench.gateway_pressure import Watch, burst, queued_tasks, served
 from ops.http_server import serving
 from producer.client import Client
 from producer.gateway import app as gateway
-from tests.integration.test_health_index import serve, statbel  # noqa: F401  (a fixture)
 from tests.statbel_documents import fixture_body
+from tests.support.gateway import STATBEL_PATH
 from tests.support.portfolios import (
     REAL_ZIPCODES,
     SAMPLE,
@@ -69,7 +69,7 @@ def test_lookups_and_listings(api: TestClient) -> None:
 
 def test_the_index_after_a_refresh(
     api: TestClient,
-    statbel: HTTPServer,  # noqa: F811
+    statbel: HTTPServer,
     conn: psycopg.Connection,
 ) -> None:
     conn.execute("TRUNCATE health_index, index_refreshes")
@@ -80,7 +80,9 @@ def test_the_index_after_a_refresh(
         503,
         "INDEX_UNAVAILABLE",
     )
-    serve(statbel, fixture_body())
+    statbel.expect_request(STATBEL_PATH).respond_with_data(
+        fixture_body(), content_type="application/json"
+    )
     Client(timeout=30).refresh_index(timeout=30)
     for params, value in (({"base_year": "2013"}, 112.29), ({"year": "1996"}, 154.29)):
         body = api.get("/index", params=params).json()
@@ -286,7 +288,7 @@ def test_zipscore_serve_on_every_interface_with_keys_answers_only_with_one(
 ) -> None:
     """`--host 0.0.0.0` with a key file starts (it refuses to without keys: the unit test);
     over loopback, a lookup without the key is 401, with it the session's worker answers."""
-    from ops.bench.batch_bench import zipscore_exe
+    from ops.bench.environment import zipscore_exe
     from ops.bench.gateway_bench import free_port
 
     key = uuid.uuid4().hex
