@@ -26,7 +26,8 @@ import celery.exceptions
 import kombu.exceptions
 import redis
 
-from producer.batch.runner import BatchRunner, BatchSummary, JobStatus, ProgressFactory
+from producer.batch.results import BatchSummary, JobStatus
+from producer.batch.runner import BatchRunner, ProgressFactory
 from worker.contract.answers import IndexAnswer, LookupResult, RefreshReport, RiskFactorListing
 from worker.contract.batch_store import BatchStore, batch_store_from_settings
 from worker.contract.errors import ErrorCode, ZipscoreError

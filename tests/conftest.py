@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+if TYPE_CHECKING:
+    from worker.contract.settings import Settings
 
 RUN_ID = uuid.uuid4().hex[:10]
 ADMIN_DATABASE_URL = os.environ.get(
@@ -52,3 +56,15 @@ def _root_logger_restored() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    """`make_settings(**overrides)`: Settings from the arguments and defaults, no .env file."""
+    # Imported here: zipscore's settings must be read after the environment above is set.
+    from worker.contract.settings import Settings
+
+    def make(**overrides: Any) -> Settings:
+        return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+    return make

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from fastapi.responses import JSONResponse
 
-from producer.batch.runner import JOB_ID, JobStatus
+from producer.batch.results import JobStatus
 from producer.client import Client
 from producer.gateway.errors import error_response, hide_paths
 from producer.gateway.jobs import STORAGE_FULL, Slot
 from producer.gateway.limits import Refusal
 from producer.gateway.offload import Offload
+from worker.contract.batch_keys import JOB_ID
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.settings import Settings
 

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from producer.batch.runner import JobProgress
+from producer.batch.results import JobProgress
 from producer.gateway.batch_files import (
     NotFinished,
     UnknownJob,

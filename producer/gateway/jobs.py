@@ -29,7 +29,8 @@ from typing import Protocol
 import anyio
 
 from producer.batch.progress import Reporter
-from producer.batch.runner import BatchSummary, JobStatus, ProgressFactory
+from producer.batch.results import BatchSummary, JobStatus
+from producer.batch.runner import ProgressFactory
 from producer.gateway.limits import Refusal
 from worker.contract.errors import ErrorCode, ZipscoreError
 

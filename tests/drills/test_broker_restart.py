@@ -20,7 +20,8 @@ from pathlib import Path
 from tests.drills.conftest import FULL, StartWorker, run_producer, scaled
 from tests.drills.servers import RedisServer, wait_until
 from tests.e2e.conftest import console
-from tests.e2e.test_batch_e2e import check, portfolio, producer
+from tests.support.portfolios import LARGE_ZIPCODES, check_scored, numbered_note, portfolio
+from tests.support.producer_process import producer
 
 LOOKUP_TIMEOUT = 3.0
 # A producer gives up within its timeout, plus its own start-up and the publish retries.
@@ -47,7 +48,7 @@ def test_a_broker_restart_loses_no_job(
     prefix = env["ZIPSCORE_REDIS_PREFIX"]
     worker = start_worker(env)
     rows = scaled(10_000, 200_000)
-    source = portfolio(tmp_path / "in.csv", rows)
+    source = portfolio(tmp_path / "in.csv", rows, zipcodes=LARGE_ZIPCODES, note=numbered_note)
     batch = producer(env, "score", str(source), "-o", str(tmp_path / "out.csv"),
                      "--chunk-size", "500", "--json")  # fmt: skip
     sent = run_producer(env, "send", str(scaled(200, 3000)), "2000")["ids"]
@@ -92,7 +93,7 @@ def test_a_broker_restart_loses_no_job(
         job = re.findall(r"--resume ([0-9a-f]{16})", stderr)[-1]
         resumed = console("score", "--resume", job, "--json", env=env)
         assert resumed.returncode == 0, resumed.stderr
-    check(tmp_path / "out.csv", rows)
+    check_scored(tmp_path / "out.csv", rows)
     print(f"broker outage {outage:.1f} s: {len(sent)} lookups, {len(failed)} failed, "
           f"{len(held)} held for redelivery, {len(lost)} lost in a BRPOP reply, "
           f"batch of {rows} rows "

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tests.drills.conftest import StartWorker, run_producer, scaled
 from tests.drills.servers import PostgresCluster, RedisServer, wait_until
-from tests.e2e.test_batch_e2e import SAMPLE, producer
+from tests.support.portfolios import SAMPLE
+from tests.support.producer_process import producer
 
 
 def cached_lookups(server: RedisServer, prefix: str, zipcode: int) -> list[bytes]:

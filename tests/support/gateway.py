@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from producer.batch.runner import JobStatus
+from producer.batch.results import JobStatus
 from producer.client import Client
 from producer.gateway import app as gateway
 from worker.contract.batch_store import BatchStore

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producer.batch.csv_input import inspect_input
+from producer.batch.prescan import inspect_input
 from worker.contract.errors import MAX_ECHO, MAX_MESSAGE, ErrorCode, ZipscoreError, echo
 from worker.database.admin import load_zipcodes
 from worker.lookups.risk_table import MAX_LINE_CHARS, read_lines

@@ -22,7 +22,8 @@ from pydantic import (
 
 from worker import runtime
 from worker.batch.scoring import score_chunk
-from worker.contract.batch_store import BatchStore, is_job_id
+from worker.contract.batch_keys import is_job_id
+from worker.contract.batch_store import BatchStore
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.lookups.zipcodes import ZipcodeStore
 

@@ -1,15 +1,8 @@
-"""Where a batch lives in Redis: pinned tables, chunk outputs, completion notices, the job.
+"""What a batch keeps in Redis: pinned tables, chunk inputs and outputs, completion
+notices, the job's record, its lease and the lock of its output (keys: `batch_keys`).
 
 Shared by the worker (writes chunk outputs) and the producer (reads them, records progress);
 it imports redis only, so producers can use it without the worker's dependencies.
-
-    <prefix>:batch:table:v<N>          the risk table of version N (JSON), SET NX, TTL
-    <prefix>:batch:<job>:input:<i>     chunk i's input rows (raw bytes), written by the producer
-    <prefix>:batch:<job>:chunk:<i>     chunk i's counts line + output rows, SET (idempotent), TTL
-    <prefix>:batch:<job>:done          list of chunk indexes as they complete (wake-ups only)
-    <prefix>:batch:job:<job>           hash: the job's parameters and its progress, TTL
-    <prefix>:batch:job:<job>:lease     which producer is running the job, short TTL
-    <prefix>:batch:output:<sha256>     which job is writing an output path, short TTL
 
 Task messages stay small (a claim check): the rows travel as raw bytes under their input key,
 never JSON-escaped and base64-encoded inside a message. A chunk's output is a pure function
@@ -19,27 +12,15 @@ identical value: SET is safe to repeat.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from worker.contract.batch_keys import BatchKeys
 from worker.contract.batch_output import ChunkResult
-
-# Job ids are chosen by the producer: 16 hex digits (uuid4), checked wherever they arrive,
-# always against the whole text: `\A...\Z`, so neither `match` nor `fullmatch` lets a
-# trailing newline through (which `$` would).
-JOB_ID_PATTERN = r"[a-f0-9]{8,32}"
-JOB_ID = re.compile(rf"\A{JOB_ID_PATTERN}\Z")
-
-
-def is_job_id(text: object) -> bool:
-    """Whether `text` is a job id, all of it."""
-    return isinstance(text, str) and JOB_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -53,35 +34,13 @@ class StoredChunk:
     data: bytes
 
 
-class BatchStore:
+class BatchStore(BatchKeys):
     """Batch keys under one prefix, with one TTL for everything a job leaves behind."""
 
     def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
+        super().__init__(prefix)
         self.redis = client
-        self._prefix = f"{prefix}:batch"
         self.ttl = ttl_seconds
-
-    def table_key(self, version: int) -> str:
-        return f"{self._prefix}:table:v{version}"
-
-    def input_key(self, job: str, index: int) -> str:
-        return f"{self._prefix}:{job}:input:{index}"
-
-    def chunk_key(self, job: str, index: int) -> str:
-        return f"{self._prefix}:{job}:chunk:{index}"
-
-    def done_key(self, job: str) -> str:
-        return f"{self._prefix}:{job}:done"
-
-    def job_key(self, job: str) -> str:
-        return f"{self._prefix}:job:{job}"
-
-    def lease_key(self, job: str) -> str:
-        return f"{self.job_key(job)}:lease"
-
-    def output_key(self, path: str) -> str:
-        """The lock of an output path (its real path, hashed: any length, any bytes)."""
-        return f"{self._prefix}:output:{hashlib.sha256(path.encode()).hexdigest()}"
 
     # -- pinned tables -------------------------------------------------------------------
 
@@ -280,6 +239,14 @@ class BatchStore:
         """Who holds the job's lease, if anyone."""
         raw = self.redis.get(self.lease_key(job))
         return None if raw is None else _bytes(raw).decode()
+
+    def has_lease(self, job: str) -> bool:
+        """Whether any producer holds the job's lease (a running job without one was stopped)."""
+        return bool(self.redis.exists(self.lease_key(job)))
+
+    def drop_notices(self, job: str) -> None:
+        """Forget the job's completion notices (its last chunk is written)."""
+        self.redis.delete(self.done_key(job))
 
     def _transaction(self, change: Callable[[Any], bool], *watched: str) -> bool:
         """Run `change` under WATCH of `watched` keys, retried if one changed before EXEC.

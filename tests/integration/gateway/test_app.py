@@ -26,9 +26,15 @@ from ops.bench.gateway_pressure import Watch, burst, queued_tasks, served
 from ops.http_server import serving
 from producer.client import Client
 from producer.gateway import app as gateway
-from tests.integration.test_batch import check, portfolio
 from tests.statbel_documents import fixture_body
 from tests.support.gateway import STATBEL_PATH
+from tests.support.portfolios import (
+    REAL_ZIPCODES,
+    SAMPLE,
+    check_scored,
+    portfolio,
+    quoted_note,
+)
 from worker.celery_app import app
 from worker.contract.index_cache import index_cache_from_settings
 from worker.contract.result_cache import LOOKUP, ResultCache
@@ -93,9 +99,9 @@ def test_ready_with_the_worker_and_postgres(api: TestClient) -> None:
 
 
 def test_a_batch_upload_polled_to_its_result_row_by_row(api: TestClient, tmp_path: Path) -> None:
-    from tests.integration.test_batch import SAMPLE
-
-    source = portfolio(tmp_path / "in.csv", 1_200)
+    source = portfolio(
+        tmp_path / "in.csv", 1_200, zipcodes=REAL_ZIPCODES, note=quoted_note, newline="\r\n"
+    )
     accepted = api.post(
         "/batches", content=source.read_bytes(), headers={"Content-Type": "text/csv"}
     )
@@ -111,9 +117,9 @@ def test_a_batch_upload_polled_to_its_result_row_by_row(api: TestClient, tmp_pat
     assert result.status_code == 200
     scored = tmp_path / "scored.csv"
     scored.write_bytes(result.content)
-    check(scored, 1_200, SAMPLE)
+    check_scored(scored, 1_200, SAMPLE)
     header = next(csv.reader(io.StringIO(result.text)))
-    assert header == ["id", "zipcode", "comment", "risk_factor", "status", "error"]
+    assert header == ["policy", "zipcode", "note", "risk_factor", "status", "error"]
 
 
 # -- a real uvicorn gateway under pressure (`zipscore serve`, a prefix no worker consumes) ----
@@ -262,7 +268,9 @@ def test_an_upload_onto_a_full_disk_is_507_and_the_disk_is_given_back(
         assert refused.json()["error"]["code"] == "BACKEND_UNAVAILABLE"
         assert str(tiny_disk) not in refused.text
         assert list(tiny_disk.iterdir()) == []
-        source = portfolio(tmp_path / "in.csv", 200)
+        source = portfolio(
+            tmp_path / "in.csv", 200, zipcodes=REAL_ZIPCODES, note=quoted_note, newline="\r\n"
+        )
         accepted = api.post("/batches", content=source.read_bytes())
         assert accepted.status_code == 202, accepted.text
         job = accepted.json()["job_id"]

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from producer.client import Client
 from producer.gateway import app as gateway
 from tests.support.gateway import Sent, error, job_keys, job_status, wait_done
-from tests.unit.test_batch_job import check_output, portfolio
+from tests.support.portfolios import check_output, portfolio
 from worker.contract.batch_store import BatchStore
 from worker.contract.errors import ErrorCode, ZipscoreError
 
@@ -200,9 +200,8 @@ def test_a_job_stopped_before_its_output_was_published_is_resumed_over_http(
 ) -> None:
     """Regression: resume required the finished output file, which an unfinished job never
     has (it writes a partial file beside it), so every real resume answered 404."""
-    import producer.batch.runner
+    from producer.batch.output import publish as real_publish
 
-    real_publish = producer.batch.runner._publish
     fail_once = [True]
 
     def publish_fails_once(sink: Any, record: dict[str, str]) -> None:
@@ -210,7 +209,7 @@ def test_a_job_stopped_before_its_output_was_published_is_resumed_over_http(
             raise ZipscoreError(ErrorCode.BACKEND_UNAVAILABLE, "disk full (drill)")
         real_publish(sink, record)
 
-    monkeypatch.setattr(producer.batch.runner, "_publish", publish_fails_once)
+    monkeypatch.setattr("producer.batch.job_loop.publish", publish_fails_once)
     # Given a job whose rows were all scored, then stopped before its output was in place
     job = api.post("/batches", content=b"zipcode\n9000\n1501\n").json()["job_id"]
     deadline = time.monotonic() + 20

@@ -1,4 +1,5 @@
-"""The batch progress bar fits an 80-column terminal and still shows the whole job id."""
+"""The batch progress (producer/batch/progress.py): the bar fits an 80-column terminal and still
+shows the whole job id; the plain lines of a job without a terminal."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import io
 import pytest
 from rich.console import Console
 
-from producer.batch.progress import RichReporter, compact
+from producer.batch.progress import Reporter, RichReporter, compact
 
 JOB = "3f2a9c01d4e5b6a7"
 
@@ -37,3 +38,20 @@ def test_the_bar_fits_80_columns_with_every_number_whole(rows: int) -> None:
 def test_rates_are_compact(rate: float, text: str) -> None:
     assert compact(rate) == text
     assert len(compact(rate)) <= 6
+
+
+def test_runner_progress_reporter_writes_plain_lines() -> None:
+    stream = io.StringIO()
+    with Reporter("abc", 10, stream, every=0.0) as reporter:
+        reporter.update(5)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("zipscore: job abc: 5 rows of 10 (50%)")
+    assert len(lines) == 2
+
+
+def test_a_progress_line_of_a_file_without_rows_shows_no_share() -> None:
+    """A header-only file has 0 lines: its last line divided by 0 and crashed the CLI."""
+    stream = io.StringIO()
+    with Reporter("abc", 0, stream):
+        pass
+    assert stream.getvalue().startswith("zipscore: job abc: 0 rows, ")

@@ -7,7 +7,6 @@ Each test gets a Redis prefix of its own, shared by its worker and producer proc
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import re
@@ -24,40 +23,10 @@ import redis
 
 from ops import celery_worker
 from tests.e2e.conftest import E2E_PREFIX, ROOT, console
-from tests.services import SAMPLE_TABLE
-from worker.lookups.risk_table import expand, parse_text
+from tests.support.portfolios import LARGE_ZIPCODES, check_scored, numbered_note, portfolio
+from tests.support.producer_process import producer
 
-SAMPLE = {str(z): f for z, f in expand(parse_text(SAMPLE_TABLE.read_text()))}
-ZIPCODES = ["9000", "1501", "x", "4500", "", "999", "1000", "3000", "9999", "1320"]
 StartWorker = Callable[..., subprocess.Popen[bytes]]
-
-
-def portfolio(path: Path, rows: int) -> Path:
-    with path.open("w", newline="") as out:
-        out.write("id,zipcode,note\n")
-        for start in range(0, rows, 10_000):
-            out.write(
-                "".join(
-                    f"{i},{ZIPCODES[i % len(ZIPCODES)]},n{i}\n"
-                    for i in range(start, min(rows, start + 10_000))
-                )
-            )
-    return path
-
-
-def check(path: Path, rows: int) -> None:
-    """One output row per input row, in order, each scored against the sample table."""
-    with path.open(newline="") as f:
-        scored = list(csv.reader(f))
-    assert len(scored) == rows + 1
-    assert [row[0] for row in scored[1:]] == [str(i) for i in range(rows)]
-    for row in scored[1:]:
-        zipcode = row[1]
-        if zipcode.isdigit() and 1000 <= int(zipcode) <= 9999:
-            factor = SAMPLE.get(zipcode, "")
-            assert (row[3], row[4]) == (factor, "ok" if factor else "unknown"), row
-        else:
-            assert (row[3], row[4]) == ("", "invalid"), row
 
 
 @pytest.fixture
@@ -102,18 +71,6 @@ def start_worker(env: dict[str, str], tmp_path: Path) -> Iterator[StartWorker]:
         process.wait(10)
 
 
-def producer(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    exe = Path(sys.executable).parent / "zipscore"
-    return subprocess.Popen(
-        [str(exe), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def job_progress(env: dict[str, str]) -> tuple[str, int] | None:
     """The (job id, chunks written) of the only job under this test's prefix."""
     client = redis.Redis.from_url(env.get("ZIPSCORE_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -142,7 +99,7 @@ def test_a_batch_survives_three_sigkilled_workers(
     env: dict[str, str], start_worker: StartWorker, tmp_path: Path
 ) -> None:
     rows = 40_000
-    source = portfolio(tmp_path / "in.csv", rows)
+    source = portfolio(tmp_path / "in.csv", rows, zipcodes=LARGE_ZIPCODES, note=numbered_note)
     worker = start_worker()
     running = producer(
         env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "100", "--json"
@@ -156,7 +113,7 @@ def test_a_batch_survives_three_sigkilled_workers(
     assert running.returncode == 0, stderr
     summary = json.loads(stdout)
     assert summary["rows"] == rows
-    check(tmp_path / "out.csv", rows)
+    check_scored(tmp_path / "out.csv", rows)
     status = console("job", "status", summary["job_id"], "--json", env=env)
     assert json.loads(status.stdout)["resubmitted"] > 0  # lost chunks were sent again
 
@@ -165,7 +122,7 @@ def test_a_killed_producer_resumes_without_rescoring(
     env: dict[str, str], start_worker: StartWorker, tmp_path: Path
 ) -> None:
     rows = 60_000
-    source = portfolio(tmp_path / "in.csv", rows)
+    source = portfolio(tmp_path / "in.csv", rows, zipcodes=LARGE_ZIPCODES, note=numbered_note)
     worker = start_worker()
     running = producer(
         env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "100"
@@ -179,7 +136,7 @@ def test_a_killed_producer_resumes_without_rescoring(
     resumed = console("score", "--resume", job, "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["rows"] == rows
-    check(tmp_path / "out.csv", rows)
+    check_scored(tmp_path / "out.csv", rows)
     status = json.loads(console("job", "status", job, "--json", env=env).stdout)
     assert (status["state"], status["rows"]) == ("done", rows)
     scored = re.findall(rb"succeeded in [^:]+: \{'chunk': (\d+), 'rows'", worker.log.read_bytes())  # type: ignore[attr-defined]
@@ -219,7 +176,7 @@ def test_lookups_stay_fast_while_a_large_batch_runs(
     start_worker("lookups", "lookups")
     start_worker("batch", "batch")
     idle = lookup_p99(env)
-    source = portfolio(tmp_path / "in.csv", 600_000)
+    source = portfolio(tmp_path / "in.csv", 600_000, zipcodes=LARGE_ZIPCODES, note=numbered_note)
     running = producer(
         env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "1000"
     )
@@ -245,7 +202,7 @@ def test_an_input_rewritten_mid_run_fails_the_job_and_publishes_nothing(
 ) -> None:
     """`cp other.csv in.csv` 1 s into a job (the same inode, rewritten) ended `done`, exit 0,
     with a third of the rows."""
-    source = portfolio(tmp_path / "in.csv", 60_000)
+    source = portfolio(tmp_path / "in.csv", 60_000, zipcodes=LARGE_ZIPCODES, note=numbered_note)
     start_worker()
     running = producer(
         env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "100", "--json"
@@ -270,7 +227,7 @@ def test_a_second_producer_into_the_same_output_is_refused(
     env: dict[str, str], start_worker: StartWorker, tmp_path: Path
 ) -> None:
     """Two runs into one output both exited 0 with an interleaved file."""
-    first = portfolio(tmp_path / "first.csv", 40_000)
+    first = portfolio(tmp_path / "first.csv", 40_000, zipcodes=LARGE_ZIPCODES, note=numbered_note)
     second = tmp_path / "second.csv"
     second.write_text("id,zipcode,note\n" + "".join(f"s{i},9000,x\n" for i in range(500)))
     start_worker()
@@ -283,4 +240,4 @@ def test_a_second_producer_into_the_same_output_is_refused(
     assert json.loads(refused.stdout)["error"]["code"] == "BAD_INPUT_FILE"
     _, stderr = running.communicate(timeout=120)
     assert running.returncode == 0, stderr
-    check(tmp_path / "out.csv", 40_000)
+    check_scored(tmp_path / "out.csv", 40_000)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import psycopg
@@ -10,40 +9,12 @@ import pytest
 
 from producer.batch.progress import Reporter
 from producer.client import Client
-from tests.services import SAMPLE_TABLE
+from tests.support.portfolios import REAL_ZIPCODES, SAMPLE, check_scored, portfolio, quoted_note
 from worker.contract.result_cache import ResultCache, cache_from_settings
 from worker.lookups import zipcodes
-from worker.lookups.risk_table import Rule, expand, parse_text
+from worker.lookups.risk_table import Rule
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
-
-SAMPLE = {str(z): f for z, f in expand(parse_text(SAMPLE_TABLE.read_text()))}
-ZIPCODES = ["9000", "1501", "x1", "4500", "", "12345", "1000", " 3000 ", "9999"]
-
-
-def portfolio(path: Path, rows: int) -> Path:
-    with path.open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["id", "zipcode", "comment"])
-        for i in range(rows):
-            writer.writerow([i, ZIPCODES[i % len(ZIPCODES)], 'says "hi",\nbye' if i % 5 else ""])
-    return path
-
-
-def expected(zipcode: str, table: dict[str, str]) -> tuple[str, str]:
-    text = zipcode.strip()
-    if not (text.isdigit() and 1000 <= int(text) <= 9999):
-        return "", "invalid"
-    factor = table.get(text)
-    return (factor, "ok") if factor else ("", "unknown")
-
-
-def check(path: Path, rows: int, table: dict[str, str]) -> None:
-    with path.open(newline="") as f:
-        scored = list(csv.reader(f))
-    assert [row[0] for row in scored[1:]] == [str(i) for i in range(rows)]
-    for row in scored[1:]:
-        assert (row[3], row[4]) == expected(row[1], table), row
 
 
 @pytest.fixture
@@ -52,9 +23,11 @@ def client(real_cache: ResultCache) -> Client:
 
 
 def test_a_batch_through_the_worker_row_by_row(client: Client, tmp_path: Path) -> None:
-    source = portfolio(tmp_path / "in.csv", 3_000)
+    source = portfolio(
+        tmp_path / "in.csv", 3_000, zipcodes=REAL_ZIPCODES, note=quoted_note, newline="\r\n"
+    )
     summary = client.score_file(source, tmp_path / "out.csv", chunk_size=250)
-    check(tmp_path / "out.csv", 3_000, SAMPLE)
+    check_scored(tmp_path / "out.csv", 3_000, SAMPLE)
     assert summary.rows == 3_000
     status = client.batch_status(summary.job_id)
     assert (status.state, status.chunks_done, status.resubmitted) == ("done", 22, 0)
@@ -74,7 +47,9 @@ def test_a_table_reload_mid_batch_does_not_mix_versions(
                 reloaded.append(zipcodes.load_rules(conn, [Rule(1000, 9999, "C")]))
                 cache_from_settings().publish_version(reloaded[0])
 
-    source = portfolio(tmp_path / "in.csv", 3_000)
+    source = portfolio(
+        tmp_path / "in.csv", 3_000, zipcodes=REAL_ZIPCODES, note=quoted_note, newline="\r\n"
+    )
     pinned_before = zipcodes.table_version(conn)
     client.score_file(
         source,
@@ -84,6 +59,6 @@ def test_a_table_reload_mid_batch_does_not_mix_versions(
     )
     assert reloaded
     assert reloaded[0] > pinned_before
-    check(tmp_path / "out.csv", 3_000, SAMPLE)
+    check_scored(tmp_path / "out.csv", 3_000, SAMPLE)
     client.score_file(source, tmp_path / "after.csv", chunk_size=1_000)
-    check(tmp_path / "after.csv", 3_000, {str(z): "C" for z in range(1000, 10000)})
+    check_scored(tmp_path / "after.csv", 3_000, {str(z): "C" for z in range(1000, 10000)})
