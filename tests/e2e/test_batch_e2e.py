@@ -23,8 +23,9 @@ import pytest
 import redis
 
 from ops import celery_worker
-from tests.e2e.conftest import E2E_PREFIX, ROOT, console
-from tests.services import SAMPLE_TABLE
+from tests.support.console import console
+from tests.support.environment import E2E_PREFIX
+from tests.support.paths import ROOT, SAMPLE_TABLE
 from worker.lookups.risk_table import expand, parse_text
 
 SAMPLE = {str(z): f for z, f in expand(parse_text(SAMPLE_TABLE.read_text()))}

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ops.drills.servers import free_port
 from ops.http_server import serving
-from tests.e2e.conftest import ROOT, SCREENSHOTS, headless_chromium
-from tests.e2e.test_flower import free_port
+from tests.support.browser import headless_chromium
+from tests.support.paths import ROOT, SCREENSHOTS
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from producer.batch.progress import Reporter
 from producer.client import Client
-from tests.services import SAMPLE_TABLE
+from tests.support.paths import SAMPLE_TABLE
 from worker.contract.result_cache import ResultCache, cache_from_settings
 from worker.lookups import zipcodes
 from worker.lookups.risk_table import Rule, expand, parse_text

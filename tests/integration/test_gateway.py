@@ -27,8 +27,8 @@ from ops.http_server import serving
 from producer.client import Client
 from producer.gateway import app as gateway
 from tests.integration.test_batch import check, portfolio
-from tests.integration.test_health_index import serve, statbel  # noqa: F401  (a fixture)
-from tests.statbel_documents import fixture_body
+from tests.support.statbel_documents import fixture_body
+from tests.support.statbel_server import serve
 from worker.celery_app import app
 from worker.contract.index_cache import index_cache_from_settings
 from worker.contract.result_cache import LOOKUP, ResultCache
@@ -63,7 +63,7 @@ def test_lookups_and_listings(api: TestClient) -> None:
 
 def test_the_index_after_a_refresh(
     api: TestClient,
-    statbel: HTTPServer,  # noqa: F811
+    statbel: HTTPServer,
     conn: psycopg.Connection,
 ) -> None:
     conn.execute("TRUNCATE health_index, index_refreshes")

@@ -1,4 +1,4 @@
-"""A producer process for the drills: `python -m tests.drills.producer send 200 5000`.
+"""A producer process for the drills: `python -m tests.support.drill_producer send 200 5000`.
 
     send N FIRST        send N lookups (zipcodes FIRST..) without waiting; prints their ids
     lookups N FIRST     ask N lookups through the client, one after another; prints a summary

@@ -6,8 +6,8 @@ system, including reaped children), summed RSS, open file descriptors of this pr
 count. Start and end are also read directly, so short tests get figures without any sample.
 Each run writes a JSON report and ends with a "heaviest tests" table.
 
-Load it with ``pytest_plugins = ["tests.plugins.resources"]`` in the root conftest, or with
-``-p tests.plugins.resources``. Options:
+Load it with ``pytest_plugins = ["tests.support.resources"]`` in the root conftest, or with
+``-p tests.support.resources``. Options:
 
 ``--resources-interval SECONDS``
     Sampling interval (ini ``resources_interval``, default 0.05).

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 from psycopg import sql
 
-from tests.conftest import ADMIN_DATABASE_URL, TEST_DATABASE, TEST_PREFIX
+from tests.support.environment import ADMIN_DATABASE_URL, TEST_DATABASE, TEST_PREFIX
+from tests.support.paths import SAMPLE_TABLE
 from worker.contract.result_cache import ResultCache, cache_from_settings
 from worker.contract.settings import get_settings
 from worker.database import migrations
 from worker.database import pool as db
 from worker.lookups import zipcodes
 from worker.lookups.risk_table import parse_text
-
-SAMPLE_TABLE = Path(__file__).resolve().parents[1] / "ops" / "sample_data" / "risk-table.sample.csv"
 
 
 def _unavailable(reason: str) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "bestat-health-index.json"
+from tests.support.paths import FIXTURES
+
+FIXTURE = FIXTURES / "bestat-health-index.json"
 PUBLISHED_SEPTEMBER_2021 = {1996: 154.29, 2004: 135.61, 2013: 112.29}
 FIXTURE_MONTHS = 12  # months of supported base years in the fixture (base 1988 ignored)
 LATEST_2025 = {"period": "2026-03", "index": 101.05}

@@ -29,7 +29,7 @@ from producer.batch.runner import BatchRunner
 from producer.cli import main as cli
 from producer.client import Client
 from producer.gateway import app as gateway
-from tests.cli_results import assert_no_crash, assert_one_line_error
+from tests.support.cli_results import assert_no_crash, assert_one_line_error
 from tests.unit.test_batch_job import chunk_sends, only_job, portfolio, settings
 from worker.batch import chunks
 from worker.batch import scoring as batch_module

@@ -18,7 +18,7 @@ from producer.batch.progress import Reporter
 from producer.batch.runner import BatchRunner, BatchSummary
 from producer.cli import main as cli
 from producer.client import Client
-from tests.unit.conftest import DictZipcodeStore
+from tests.support.fakes import DictZipcodeStore
 from worker.batch import chunks
 from worker.celery_app import app
 from worker.contract import batch_store as batch_store_module

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from producer.batch import csv_input as csv_chunks
 from producer.batch.csv_input import cut, inspect_handle, inspect_input, iter_chunks
-from tests.unit.conftest import SAMPLE_RULES
+from tests.support.fakes import SAMPLE_RULES
 from worker.batch.scoring import ScoringTable, score_chunk, split_rows
 from worker.contract.batch_output import output_header
 from worker.contract.csv_rows import (

@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 
 from producer.cli import main as cli
 from producer.client import Client
-from tests.cli_results import assert_no_crash, assert_one_line_error
-from tests.statbel_documents import fixture_body
-from tests.unit.conftest import STATBEL_TEST_URL, DictZipcodeStore, MemoryHealthIndexStore
+from tests.support.cli_results import assert_no_crash, assert_one_line_error
+from tests.support.fakes import STATBEL_TEST_URL, DictZipcodeStore, MemoryHealthIndexStore
+from tests.support.statbel_documents import fixture_body
 from worker import runtime
 from worker.batch.scoring import split_rows
 from worker.contract.batch_output import OUTPUT_COLUMNS

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from producer.cli import main as cli
-from tests.cli_results import assert_no_crash, assert_one_line_error
+from tests.support.cli_results import assert_no_crash, assert_one_line_error
 from worker.contract.errors import ErrorCode
 from worker.contract.settings import get_settings
 

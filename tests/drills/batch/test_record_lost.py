@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.drills.conftest import StartWorker
-from tests.drills.servers import ROOT, RedisServer
+from ops.drills.servers import ROOT, RedisServer
+from tests.support.drills import StartWorker
 
 
 def test_a_job_whose_redis_is_flushed_mid_run_says_to_start_again(

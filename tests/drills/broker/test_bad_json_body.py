@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from kombu import Connection
 
-from tests.drills.conftest import StartWorker
-from tests.drills.servers import RedisServer
-from tests.e2e.conftest import console
+from ops.drills.servers import RedisServer
+from tests.support.console import console
+from tests.support.drills import StartWorker
 
 
 def test_a_broken_json_body_is_one_line_and_the_worker_goes_on(

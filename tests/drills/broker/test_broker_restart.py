@@ -17,27 +17,21 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.drills.conftest import FULL, StartWorker, run_producer, scaled
-from tests.drills.servers import RedisServer, wait_until
-from tests.e2e.conftest import console
-from tests.e2e.test_batch_e2e import check, portfolio, producer
+from ops.drills.servers import RedisServer, wait_until
+from tests.support.console import console, console_process
+from tests.support.drills import (
+    FULL,
+    StartWorker,
+    held_for_redelivery,
+    results,
+    run_producer,
+    scaled,
+)
+from tests.support.portfolios import check, portfolio
 
 LOOKUP_TIMEOUT = 3.0
 # A producer gives up within its timeout, plus its own start-up and the publish retries.
 SLACK = 6.0
-
-
-def results(server: RedisServer, prefix: str, ids: list[str]) -> dict[str, dict[str, object]]:
-    """The stored Celery results of `ids` that exist (JSON, by id)."""
-    client = server.client()
-    raw = client.mget([f"{prefix}:celery-task-meta-{task_id}" for task_id in ids])
-    return {task_id: json.loads(value) for task_id, value in zip(ids, raw, strict=True) if value}
-
-
-def held_for_redelivery(server: RedisServer, prefix: str) -> set[str]:
-    """Ids of the messages delivered but never acknowledged (kombu's `unacked` hash)."""
-    entries = server.client().hvals(f"{prefix}:unacked")
-    return {json.loads(entry)[0]["headers"]["id"] for entry in entries}
 
 
 def test_a_broker_restart_loses_no_job(
@@ -48,7 +42,7 @@ def test_a_broker_restart_loses_no_job(
     worker = start_worker(env)
     rows = scaled(10_000, 200_000)
     source = portfolio(tmp_path / "in.csv", rows)
-    batch = producer(env, "score", str(source), "-o", str(tmp_path / "out.csv"),
+    batch = console_process(env, "score", str(source), "-o", str(tmp_path / "out.csv"),
                      "--chunk-size", "500", "--json")  # fmt: skip
     sent = run_producer(env, "send", str(scaled(200, 3000)), "2000")["ids"]
 

@@ -1,7 +1,7 @@
 """Drill: raw bytes pushed onto zipscore's queues, with the attacker's tool (LPUSH).
 
 Given a real worker (`celery -A worker worker`, all three queues), when a malformed message
-lands on a queue (the corpus in tests/messages.py: not JSON, a list, no id, a null delivery
+lands on a queue (the corpus in tests/support/messages.py: not JSON, a list, no id, a null delivery
 tag, Celery's built-in tasks, a chain, an ETA in 2999, ...; then more from hypothesis),
 then it is refused, logged once on one line (queue and reason, never the body), kept in the
 capped dead-letter list, and the worker answers the next lookup, each time, within a
@@ -26,9 +26,9 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.drills.conftest import StartWorker, run_producer, scaled
-from tests.drills.servers import ROOT, RedisServer, WorkerProcess, free_port, wait_until
-from tests.messages import CORPUS, encode, mutated, task_message
+from ops.drills.servers import ROOT, RedisServer, WorkerProcess, free_port, wait_until
+from tests.support.drills import StartWorker, run_producer, scaled
+from tests.support.messages import CORPUS, encode, mutated, task_message
 from worker.broker.transport import DEADLETTER_KEY, DEADLETTER_MAX, DEADLETTER_TTL_SECONDS
 
 # The brief's bar: the worker serves again within a second of a hostile message.

@@ -19,9 +19,8 @@ from collections.abc import Callable
 
 import redis
 
-from tests.drills.conftest import StartWorker, run_producer
-from tests.drills.servers import RedisServer, WorkerProcess, wait_until
-from tests.drills.test_broker_restart import held_for_redelivery, results
+from ops.drills.servers import RedisServer, WorkerProcess, wait_until
+from tests.support.drills import StartWorker, held_for_redelivery, results, run_producer
 
 MAXMEMORY = 24 * 1024 * 1024
 LOOKUPS = 30

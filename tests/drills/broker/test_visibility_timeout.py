@@ -32,9 +32,8 @@ import pydantic
 import pytest
 
 from ops.drills.drill_timing import SWEEP_SECONDS, VISIBILITY_TIMEOUT_SECONDS
-from tests.drills.conftest import StartWorker, run_producer, scaled
-from tests.drills.servers import RedisServer, WorkerProcess, wait_until
-from tests.drills.test_broker_restart import held_for_redelivery
+from ops.drills.servers import RedisServer, WorkerProcess, wait_until
+from tests.support.drills import StartWorker, held_for_redelivery, run_producer, scaled
 from worker.contract.settings import Settings
 
 # Longer than the lowered timeout, shorter than twice it: the first run's acknowledgement

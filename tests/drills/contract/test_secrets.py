@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.drills.conftest import StartWorker
-from tests.drills.servers import ROOT, PostgresCluster, RedisServer, free_port, wait_until
-from tests.e2e.conftest import console
+from ops.drills.servers import ROOT, PostgresCluster, RedisServer, free_port, wait_until
+from tests.support.console import console
+from tests.support.drills import StartWorker
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ import re
 import time
 from pathlib import Path
 
-from tests.drills.conftest import StartWorker, run_producer, scaled
-from tests.drills.servers import PostgresCluster, RedisServer, wait_until
-from tests.e2e.test_batch_e2e import SAMPLE, producer
+from ops.drills.servers import PostgresCluster, RedisServer, wait_until
+from tests.support.console import console_process
+from tests.support.drills import StartWorker, run_producer, scaled
+from tests.support.portfolios import SAMPLE
 
 
 def cached_lookups(server: RedisServer, prefix: str, zipcode: int) -> list[bytes]:
@@ -40,13 +41,13 @@ def test_lookups_retry_through_a_database_outage(
     prefix = env["ZIPSCORE_REDIS_PREFIX"]
     worker = start_worker(env, queues="lookups", concurrency=1)
     # A listing queries Postgres (the pool is connected) but takes no copy of the table.
-    listing = producer(env, "zipcodes", "--risk-factor", "A")
+    listing = console_process(env, "zipcodes", "--risk-factor", "A")
     assert listing.communicate(timeout=60)[0].startswith("1320 ")
 
     private_postgres.stop()
     try:
         started = time.monotonic()
-        asking = producer(env, "lookup", "4321", "--json")  # cold: needs the database
+        asking = console_process(env, "lookup", "4321", "--json")  # cold: needs the database
         wanted = scaled(1, 3)  # retries seen before Postgres comes back
         wait_until(
             lambda: worker.text().count("retry: Retry in") >= wanted, 60, "retries in the log"
@@ -79,12 +80,12 @@ def test_a_warm_worker_answers_lookups_through_a_database_outage(
     env = {**drill_env, "ZIPSCORE_DATABASE_URL": private_postgres.url(),
            "ZIPSCORE_LOOKUP_TIMEOUT": "20"}  # fmt: skip
     worker = start_worker(env, queues="lookups", concurrency=1)
-    warm = producer(env, "lookup", "9000")  # the worker process copies the table
+    warm = console_process(env, "lookup", "9000")  # the worker process copies the table
     assert warm.communicate(timeout=60)[0] == "B\n"
     private_postgres.stop()
     try:
         time.sleep(1.5)  # past the copy's version check interval: the next check fails
-        asked = [producer(env, "lookup", str(z), "--json") for z in SPREAD]
+        asked = [console_process(env, "lookup", str(z), "--json") for z in SPREAD]
         answers = [json.loads(ask.communicate(timeout=30)[0] or "null") for ask in asked]
         # Then a run of uncached lookups through one client, each timed.
         run = run_producer(env, "lookups", str(scaled(20, 200)), "4400")
@@ -117,7 +118,7 @@ def test_a_producer_with_a_short_timeout_says_timeout_while_the_database_is_down
     private_postgres.stop()
     try:
         started = time.monotonic()
-        done = producer(env, "lookup", "4322", "--json")
+        done = console_process(env, "lookup", "4322", "--json")
         stdout, _ = done.communicate(timeout=30)
         waited = time.monotonic() - started
     finally:

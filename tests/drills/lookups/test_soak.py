@@ -12,15 +12,15 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ADMIN_DATABASE_URL
-from tests.drills.conftest import scaled
-from tests.drills.servers import ROOT
+from tests.support.drills import scaled
+from tests.support.environment import ADMIN_DATABASE_URL
+from tests.support.paths import ROOT
 
 
 def test_a_scaled_soak_has_no_errors_and_flat_gauges(services: None) -> None:
     seconds = scaled(4, 60)
     done = subprocess.run(
-        [sys.executable, "ops/drills/soak.py", "--json", "--seconds", str(seconds),
+        [sys.executable, "-m", "ops.drills.soak", "--json", "--seconds", str(seconds),
          "--phase-seconds", str(scaled(1.5, 10)), "--intervals", "3",
          "--hits", str(scaled(300, 4500))],
         cwd=ROOT, env={**os.environ, "ZIPSCORE_TEST_ADMIN_DATABASE_URL": ADMIN_DATABASE_URL},

@@ -14,9 +14,8 @@ import signal
 import time
 import uuid
 
-from tests.drills.conftest import StartWorker, run_producer
-from tests.drills.servers import RedisServer, wait_until
-from tests.drills.test_broker_restart import held_for_redelivery, results
+from ops.drills.servers import RedisServer, wait_until
+from tests.support.drills import StartWorker, held_for_redelivery, results, run_producer
 
 SOFT_SECONDS = 6.0
 

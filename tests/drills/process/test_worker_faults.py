@@ -19,10 +19,16 @@ from collections import Counter
 import pytest
 from kombu import Connection
 
-from tests.drills.conftest import FULL, StartWorker, run_producer, scaled
-from tests.drills.servers import RedisServer, WorkerProcess, wait_until
-from tests.drills.test_broker_restart import held_for_redelivery, results
-from tests.e2e.conftest import console
+from ops.drills.servers import RedisServer, WorkerProcess, wait_until
+from tests.support.console import console
+from tests.support.drills import (
+    FULL,
+    StartWorker,
+    held_for_redelivery,
+    results,
+    run_producer,
+    scaled,
+)
 
 
 def succeeded(*workers: WorkerProcess) -> Counter[str]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import console
+from tests.support.console import console
 
 pytestmark = pytest.mark.usefixtures("worker_process")
 

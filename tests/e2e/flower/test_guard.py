@@ -16,7 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, SCREENSHOTS, console, headless_chromium
+from tests.support.browser import headless_chromium
+from tests.support.console import console
+from tests.support.paths import ROOT, SCREENSHOTS
 
 
 def free_port() -> int:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.e2e.conftest import console
-from tests.statbel_documents import fixture_body
+from tests.support.console import console
+from tests.support.statbel_documents import fixture_body
 from worker.database import pool as db
 from worker.index.document import parse_document
 from worker.index.store import PostgresHealthIndexStore

@@ -20,9 +20,10 @@ import pytest
 import redis
 
 from ops import celery_worker
-from tests.conftest import TEST_PREFIX
-from tests.e2e.conftest import ROOT, console
-from tests.statbel_documents import FIXTURE_MONTHS
+from tests.support.console import console
+from tests.support.environment import TEST_PREFIX
+from tests.support.paths import ROOT
+from tests.support.statbel_documents import FIXTURE_MONTHS
 from worker.celery_app import create_app
 from worker.contract.settings import Settings
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import TEST_PREFIX
-from tests.e2e.conftest import ROOT
+from tests.support.environment import TEST_PREFIX
+from tests.support.paths import ROOT
 from worker.contract.settings import get_settings
 
 BEAT_PREFIX = f"{TEST_PREFIX}-beat"

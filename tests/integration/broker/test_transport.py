@@ -18,8 +18,8 @@ import pytest
 import redis
 
 import worker.lookups.tasks  # noqa: F401  (registers zipcodes.lookup, which the check asks for)
-from tests.conftest import TEST_PREFIX
-from tests.messages import encode, task_message
+from tests.support.environment import TEST_PREFIX
+from tests.support.messages import encode, task_message
 from worker.broker import transport as broker_transport
 from worker.broker.transport import DEADLETTER_KEY, DEADLETTER_MAX, DEADLETTER_TTL_SECONDS
 from worker.celery_app import app

@@ -3,7 +3,7 @@
 kombu's own channel, with Redis full: an ack raised OutOfMemoryError (its MULTI is refused
 whole), a message taken by BRPOP or RPOP whose recording was refused was in neither the
 queue nor the unacknowledged set, and a requeue raised. Each test runs its own
-redis-server (tests/drills/servers.py); see worker/broker/memory.py.
+redis-server (ops/drills/servers.py); see worker/broker/memory.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from tests.drills.servers import RedisServer
+from ops.drills.servers import RedisServer
 from worker.broker import transport as broker_transport
 
 MAXMEMORY = 20 * 1024 * 1024

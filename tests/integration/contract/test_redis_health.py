@@ -1,6 +1,6 @@
 """A Redis that may evict queues, or is (nearly) full: `doctor`, `/readyz` and producers say so.
 
-Each test runs its own redis-server (tests/drills/servers.py) with a small `maxmemory`:
+Each test runs its own redis-server (ops/drills/servers.py) with a small `maxmemory`:
 `zipscore doctor` and the gateway's `/readyz` name an eviction policy other than
 `noeviction` (BROKER_EVICTION_POLICY) and a Redis at 90 % of its maxmemory or more
 (BROKER_MEMORY_PRESSURE), also where CONFIG is disabled; a producer whose message Redis
@@ -22,11 +22,11 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import RedisDsn
 
+from ops.drills.servers import RedisServer
 from producer.cli.main import cli
 from producer.client import Client
 from producer.gateway import app as gateway
-from tests.drills.servers import RedisServer
-from tests.e2e.conftest import console
+from tests.support.console import console
 from worker.contract.redis_health import EVICTION_POLICY, MEMORY_PRESSURE
 from worker.contract.result_cache import LOOKUP, ResultCache
 from worker.contract.settings import Settings

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from producer.cli import main as cli
-from tests.cli_results import assert_no_crash, assert_one_line_error
+from tests.support.cli_results import assert_no_crash, assert_one_line_error
 from worker.contract.errors import ErrorCode
 from worker.contract.result_cache import ResultCache
 

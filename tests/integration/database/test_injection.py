@@ -4,7 +4,7 @@ Given the sample risk table and a health index history in the run's Postgres, wh
 injection (stacked statements, a quote trick, dollar quoting, very long text, nested JSON,
 numbers no column can hold) is sent at a parameter: then the contract error comes back,
 no statement touched zipcodes, risk_table_meta, health_index or index_refreshes and none
-failed in the database (tests/table_activity.py, read after every connection published its
+failed in the database (tests/support/table_activity.py, read after every connection published its
 counters), and every table holds the rows it held.
 
 The parameters: every argument of every task message, sent raw through the real queue to
@@ -34,9 +34,9 @@ from pytest_httpserver import HTTPServer
 from producer.cli import main as cli
 from producer.client import Client
 from producer.gateway import app as gateway
-from tests.integration.test_health_index import serve, statbel  # noqa: F401  (a fixture)
-from tests.statbel_documents import fixture_body
-from tests.table_activity import activity, row_counts
+from tests.support.statbel_documents import fixture_body
+from tests.support.statbel_server import serve
+from tests.support.table_activity import activity, row_counts
 from worker.batch.chunks import MAX_TABLE_VERSION
 from worker.celery_app import app
 from worker.contract.errors import ErrorCode
@@ -150,7 +150,7 @@ MESSAGES = [
 
 
 @pytest.fixture
-def history(statbel: HTTPServer, conn: psycopg.Connection) -> HTTPServer:  # noqa: F811
+def history(statbel: HTTPServer, conn: psycopg.Connection) -> HTTPServer:
     """A health index history in Postgres, and the fake Statbel still serving its document.
 
     A refresh that ran in spite of a refused message would fetch it (the log shows it) and

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,27 +15,16 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from producer.client import Client
-from tests.statbel_documents import FIXTURE_MONTHS, fixture_body, with_value
-from worker import runtime
+from tests.support.statbel_documents import FIXTURE_MONTHS, fixture_body, with_value
+from tests.support.statbel_server import PATH, serve
 from worker.beat import LockedScheduler
 from worker.celery_app import app
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.index_cache import IndexCache, index_cache_from_settings
 from worker.contract.settings import get_settings
 from worker.database import admin
-from worker.index.statbel import StatbelSource
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
-PATH = "/bestat/api/views/health-index/result/JSON"
-
-
-@pytest.fixture
-def statbel(httpserver: HTTPServer) -> Iterator[HTTPServer]:
-    """The embedded worker fetches from this local server (same process: runtime is shared)."""
-    source = StatbelSource(httpserver.url_for(PATH), timeout=0.5, max_bytes=5_000_000)
-    runtime.use_index(source=source)
-    yield httpserver
-    runtime.use_index()
 
 
 @pytest.fixture
@@ -54,13 +42,6 @@ def empty_history(conn: psycopg.Connection, index_cache: IndexCache) -> None:
 @pytest.fixture
 def client(real_cache: object, index_cache: IndexCache) -> Client:
     return Client(index_cache=index_cache, timeout=15)
-
-
-def serve(server: HTTPServer, body: bytes = b"", status: int = 200) -> None:
-    server.clear()
-    server.expect_request(PATH).respond_with_data(
-        body, status=status, content_type="application/json"
-    )
 
 
 def rows(conn: psycopg.Connection) -> list[tuple[object, ...]]:

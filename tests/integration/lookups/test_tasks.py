@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from producer.client import Client, LookupResult
-from tests.table_activity import activity
+from tests.support.table_activity import activity
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.result_cache import ResultCache
 from worker.lookups import zipcodes

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from ops.bench.batch_bench import expanded_table, generate_portfolio
+from tests.support.paths import ROOT
 from worker.lookups.risk_table import expand, parse_text
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_TABLE = ROOT / "ops" / "sample_data" / "risk-table.sample.csv"
 ROWS = 3_000
 

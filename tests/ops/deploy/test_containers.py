@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+
 APP_SERVICES = {"migrate", "worker", "worker-batch", "beat", "flower", "gateway"}
 
 
@@ -85,7 +86,7 @@ def test_migrate_is_a_one_shot_that_loads_the_sample_when_empty(
 def test_workers_split_interactive_and_batch_queues(services: dict[str, dict[str, Any]]) -> None:
     worker = services["worker"]["command"]
     batch = services["worker-batch"]["command"]
-    assert worker[worker.index.service("-Q") + 1] == "lookups,index"
+    assert worker[worker.index("-Q") + 1] == "lookups,index"
     assert batch[batch.index("-Q") + 1] == "batch"
 
 

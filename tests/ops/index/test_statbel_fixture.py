@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ops import statbel_fixture
-from tests.statbel_documents import FIXTURE, fixture_body
+from tests.support.statbel_documents import FIXTURE, fixture_body
 
 
 @pytest.fixture

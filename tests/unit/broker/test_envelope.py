@@ -23,7 +23,7 @@ from kombu import Connection
 import worker.batch.tasks
 import worker.index.tasks
 import worker.lookups.tasks  # noqa: F401  (registers the lookup tasks)
-from tests.messages import CORPUS, mutated, task_message
+from tests.support.messages import CORPUS, mutated, task_message
 from worker.beat import beat_schedule
 from worker.broker.envelope import Refused, Rules, admit, check
 from worker.broker.transport import is_zipscore_task

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from producer.client import Client, LookupResult
-from tests.unit.conftest import DictZipcodeStore
+from tests.support.fakes import DictZipcodeStore
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.result_cache import ResultCache
 

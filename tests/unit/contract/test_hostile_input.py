@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producer.cli import main as cli
-from tests.unit.conftest import DictZipcodeStore
+from tests.support.fakes import DictZipcodeStore
 from worker.celery_app import app
 from worker.contract.errors import ErrorCode
 from worker.contract.settings import SettingsError, get_settings

@@ -166,7 +166,7 @@ def test_importing_the_drills_leaves_this_process_s_broker_options_alone() -> No
     from worker.celery_app import app
 
     before = dict(app.conf.broker_transport_options)
-    importlib.import_module("tests.drills.test_visibility_timeout")
+    importlib.import_module("tests.drills.broker.test_visibility_timeout")
     assert app.conf.broker_transport_options == before
 
 

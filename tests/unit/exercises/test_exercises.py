@@ -1,12 +1,11 @@
 """Unit and property tests for the practice exercises in ``exercises/``.
 
-Run from the repository root: ``python -m pytest tests/unit/test_exercises.py``.
+Run from the repository root: ``python -m pytest tests/unit/exercises/test_exercises.py``.
 """
 
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -20,10 +19,10 @@ from exercises.exercise_1_2 import (
     group_by_age,
     group_by_age_groupby,
 )
+from tests.support.paths import ROOT as REPO_ROOT
 
 Grouper = Callable[[list[Customer]], dict[int, list[str]]]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 GROUPERS = pytest.mark.parametrize("group", [group_by_age, group_by_age_groupby])
 

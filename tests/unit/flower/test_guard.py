@@ -19,6 +19,7 @@ import pytest
 import tornado.options
 from tornado.options import OptionParser
 
+from tests.support.paths import ROOT
 from worker.contract.listen_addresses import is_loopback
 from worker.flower.guard import (
     UnsafeFlower,
@@ -28,7 +29,6 @@ from worker.flower.guard import (
     refuse_unsafe_flower,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 Parse = Callable[..., OptionParser]
 
 

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from tests.support.paths import ROOT
 from worker.flower.quiet_start import UNANSWERED, install
 
 
@@ -38,9 +39,8 @@ def test_unanswered_inspections_at_start_are_debug_and_later_warnings(
 
 
 def test_zipscores_flower_config_installs_it() -> None:
-    from pathlib import Path
 
-    config = (Path(__file__).resolve().parents[2] / "flowerconfig.py").read_text()
+    config = (ROOT / "flowerconfig.py").read_text()
     assert "flower_quiet_start.install()" in config
 
 

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from producer.cli import main as cli
 from producer.client import Client, IndexAnswer, RefreshReport
-from tests.statbel_documents import FIXTURE_MONTHS, fixture_body
-from tests.unit.conftest import STATBEL_TEST_URL, MemoryHealthIndexStore
+from tests.support.fakes import STATBEL_TEST_URL, MemoryHealthIndexStore
+from tests.support.statbel_documents import FIXTURE_MONTHS, fixture_body
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.index_cache import IndexCache
 from worker.contract.result_cache import ResultCache

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.statbel_documents import (
+from tests.support.statbel_documents import (
     FIXTURE_MONTHS,
     PUBLISHED_SEPTEMBER_2021,
     document,

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from producer.cli import main as cli
-from tests.statbel_documents import fixture_body
-from tests.unit.conftest import MemoryHealthIndexStore
+from tests.support.fakes import MemoryHealthIndexStore
+from tests.support.statbel_documents import fixture_body
 from worker.contract import index_cache as index_cache_module
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.index_cache import IndexCache

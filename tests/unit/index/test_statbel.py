@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from tests.statbel_documents import fixture_body
+from tests.support.statbel_documents import fixture_body
 from worker.contract.errors import echo
 from worker.contract.settings import Settings
 from worker.index.statbel import (

@@ -10,7 +10,8 @@ import pytest
 import redis
 import respx
 
-from tests.statbel_documents import (
+from tests.support.fakes import STATBEL_TEST_URL, MemoryHealthIndexStore
+from tests.support.statbel_documents import (
     FIXTURE_MONTHS,
     LATEST_2025,
     PUBLISHED_SEPTEMBER_2021,
@@ -19,7 +20,6 @@ from tests.statbel_documents import (
     fixture_body,
     with_value,
 )
-from tests.unit.conftest import STATBEL_TEST_URL, MemoryHealthIndexStore
 from worker.celery_app import app
 from worker.contract.index_cache import IndexCache
 from worker.contract.settings import Settings, get_settings

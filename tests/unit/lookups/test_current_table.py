@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.unit.conftest import SAMPLE_RULES, DictZipcodeStore
+from tests.support.fakes import SAMPLE_RULES, DictZipcodeStore
 from worker.contract.result_cache import ResultCache
 from worker.lookups import answers as lookups
 from worker.lookups.current_table import RECHECK_SECONDS, CurrentTable

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.unit.conftest import DictZipcodeStore
+from tests.support.fakes import DictZipcodeStore
 from worker import task_guard as tasks
 from worker.celery_app import TASK_MODULES, app
 from worker.contract.result_cache import ResultCache

@@ -1,4 +1,4 @@
-"""Tests of the per-test resource monitor plugin (tests/plugins/resources.py), through pytester.
+"""Tests of the per-test resource monitor plugin (tests/support/resources.py), through pytester.
 
 Memory is measured in subprocess runs so the figures are isolated; thread shutdown is checked in
 in-process runs, where the sampler threads can be inspected after the run returns. Reports go to
@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.paths import ROOT as REPO_ROOT
+
 pytest_plugins = ["pytester"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 THREAD_PREFIX = "pytest-resources-sampler"
 
 MEMORY_TESTS = """
@@ -101,7 +102,7 @@ def report_dir(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Pa
 
 def plugin_args(report_dir: Path, *extra: str) -> list[str]:
     """Return the arguments that load the plugin and keep its reports in ``report_dir``."""
-    return ["-p", "tests.plugins.resources", f"--resources-dir={report_dir}", *extra]
+    return ["-p", "tests.support.resources", f"--resources-dir={report_dir}", *extra]
 
 
 def load_records(report_dir: Path) -> dict[str, dict[str, Any]]:
