@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.environment import TEST_DATABASE_URL, TEST_PREFIX
+from tests.support.settings import MakeSettings, make_settings
 
 os.environ["ZIPSCORE_DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["ZIPSCORE_REDIS_PREFIX"] = TEST_PREFIX
@@ -43,3 +44,9 @@ def _root_logger_restored() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(name="make_settings")
+def settings_factory() -> MakeSettings:
+    """`make_settings(**overrides) -> Settings`: the environment and the overrides, no .env."""
+    return make_settings

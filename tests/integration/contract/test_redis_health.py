@@ -27,9 +27,9 @@ from producer.cli.main import cli
 from producer.client import Client
 from producer.gateway import app as gateway
 from tests.support.console import console
+from tests.support.settings import make_settings
 from worker.contract.redis_health import EVICTION_POLICY, MEMORY_PRESSURE
 from worker.contract.result_cache import LOOKUP, ResultCache
-from worker.contract.settings import Settings
 from worker.database import admin
 
 MAXMEMORY = 20 * 1024 * 1024
@@ -75,7 +75,7 @@ def limited(policy: str, *more: str) -> tuple[str, ...]:
 
 
 def doctor_on(server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    settings = Settings(_env_file=None, redis_url=RedisDsn(server.url))  # type: ignore[call-arg]
+    settings = make_settings(redis_url=RedisDsn(server.url))
     monkeypatch.setattr(admin, "get_settings", lambda: settings)
     return admin.doctor()
 
@@ -126,7 +126,7 @@ def test_doctor_reports_memory_pressure_and_is_fine_below_it(
 
 
 def readyz_on(server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> tuple[int, Any]:
-    settings = Settings(_env_file=None, redis_url=RedisDsn(server.url))  # type: ignore[call-arg]
+    settings = make_settings(redis_url=RedisDsn(server.url))
     client = Client(settings, timeout=1.0)
     monkeypatch.setattr(client, "call", lambda *a, **k: {"worker": "ok", "postgres": "ok"})
     response = TestClient(gateway.create_app(settings, client=client)).get("/readyz")
@@ -170,7 +170,7 @@ def test_a_ready_worker_warns_of_an_evicting_broker(
     start_redis: StartRedis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = start_redis(*limited("allkeys-lru"))
-    settings = Settings(_env_file=None, redis_url=RedisDsn(server.url))  # type: ignore[call-arg]
+    settings = make_settings(redis_url=RedisDsn(server.url))
     monkeypatch.setattr("worker.contract.settings.get_settings", lambda: settings)
     with caplog.at_level(logging.WARNING, logger="worker.broker.readiness"):
         signals.worker_ready.send(sender=None)

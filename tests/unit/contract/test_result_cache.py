@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fakeredis
 
+from tests.support.settings import MakeSettings
 from worker.contract.result_cache import ResultCache
 
 
@@ -52,14 +53,12 @@ def test_a_flushed_redis_means_no_cache_not_a_wrong_answer(
     assert cache.get("lookup", 9000) is None
 
 
-def test_the_cache_is_built_from_settings() -> None:
+def test_the_cache_is_built_from_settings(make_settings: MakeSettings) -> None:
     from pydantic import RedisDsn
 
     from worker.contract.result_cache import cache_from_settings, redis_client
-    from worker.contract.settings import Settings
 
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+    settings = make_settings(
         cache_url=RedisDsn("redis://cachehost:6380/3"),
         redis_prefix="blue",
         cache_ttl_seconds=42,

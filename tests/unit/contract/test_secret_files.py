@@ -12,13 +12,14 @@ import pytest
 import redis.connection
 from pydantic import PostgresDsn, RedisDsn
 
+from tests.support.settings import make_settings
 from worker.contract.secret_files import read_secret, with_password
 from worker.contract.settings import Settings, SettingsError, get_settings
 
 
 def settings_of(**values: Any) -> Settings:
     """Settings from these values alone (no .env file)."""
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return make_settings(**values)
 
 
 def secret(tmp_path: Path, text: str, name: str = "secret") -> Path:
@@ -113,13 +114,13 @@ def test_keys_come_from_the_variable_or_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ZIPSCORE_GATEWAY_API_KEYS", f" {KEY} ,{OTHER_KEY},")
-    from_variable = Settings(_env_file=None)  # type: ignore[call-arg]
+    from_variable = make_settings()
     assert from_variable.gateway_api_keys == (KEY, OTHER_KEY)
     monkeypatch.delenv("ZIPSCORE_GATEWAY_API_KEYS")
     assert KEY not in repr(from_variable)
     key_file = tmp_path / "gateway_api_keys"
     key_file.write_text(f"# rotated 2026-11\n{KEY}\n\n{OTHER_KEY}\r\n")
-    from_file = Settings(_env_file=None, gateway_api_keys_file=key_file)  # type: ignore[call-arg]
+    from_file = make_settings(gateway_api_keys_file=key_file)
     assert from_file.gateway_api_keys == (KEY, OTHER_KEY)
 
 

@@ -8,26 +8,29 @@ from pathlib import Path
 import pytest
 from pydantic import RedisDsn
 
+from tests.support.settings import MakeSettings
 from worker.celery_app import celery_config, create_app
 from worker.contract.settings import Settings
 from worker.contract.tasks import QUEUES
 from worker.database.migrations import discover
 
 
-def test_defaults_point_at_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_point_at_localhost(
+    monkeypatch: pytest.MonkeyPatch, make_settings: MakeSettings
+) -> None:
     for name in ("ZIPSCORE_DATABASE_URL", "ZIPSCORE_REDIS_URL", "ZIPSCORE_REDIS_PREFIX"):
         monkeypatch.delenv(name, raising=False)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = make_settings()
     assert settings.database == "postgresql://postgres@127.0.0.1:5432/postgres"
     assert (
         settings.broker == settings.result_backend == settings.cache == "redis://127.0.0.1:6379/0"
     )
 
 
-def test_split_redis_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_split_redis_urls(monkeypatch: pytest.MonkeyPatch, make_settings: MakeSettings) -> None:
     monkeypatch.setenv("ZIPSCORE_REDIS_URL", "redis://h:6379/0")
     monkeypatch.setenv("ZIPSCORE_CACHE_URL", "redis://c:6379/2")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = make_settings()
     assert settings.broker == "redis://h:6379/0"
     assert settings.cache == "redis://c:6379/2"
 
@@ -65,8 +68,8 @@ def test_secrets_in_urls_never_appear_in_setting_errors(
     assert "s3cr3t-pw" not in message
 
 
-def test_celery_is_json_only_with_late_acks_and_limits() -> None:
-    config = celery_config(Settings(_env_file=None))  # type: ignore[call-arg]
+def test_celery_is_json_only_with_late_acks_and_limits(make_settings: MakeSettings) -> None:
+    config = celery_config(make_settings())
     assert config["accept_content"] == ["json"]
     assert config["result_accept_content"] == ["json"]
     assert config["task_serializer"] == config["result_serializer"] == "json"
@@ -80,8 +83,8 @@ def test_celery_is_json_only_with_late_acks_and_limits() -> None:
     assert {q.name for q in config["task_queues"]} == set(QUEUES)
 
 
-def test_shutdown_and_connection_loss_choices_are_explicit() -> None:
-    config = celery_config(Settings(_env_file=None))  # type: ignore[call-arg]
+def test_shutdown_and_connection_loss_choices_are_explicit(make_settings: MakeSettings) -> None:
+    config = celery_config(make_settings())
     assert config["task_reject_on_worker_lost"] is False  # no redelivery loop of a killer
     assert 0 < config["worker_soft_shutdown_timeout"] < 60  # under compose's grace period
     assert config["worker_enable_soft_shutdown_on_idle"] is False
@@ -104,9 +107,11 @@ def test_celerys_warning_about_the_connection_loss_default_is_silenced() -> None
     assert [str(w.message) for w in caught] == ["another warning"]
 
 
-def test_the_prefix_isolates_broker_and_results(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_prefix_isolates_broker_and_results(
+    monkeypatch: pytest.MonkeyPatch, make_settings: MakeSettings
+) -> None:
     monkeypatch.setenv("ZIPSCORE_REDIS_PREFIX", "blue")
-    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    app = create_app(make_settings())
     assert app.conf.broker_transport_options["global_keyprefix"] == "blue:"
     assert app.conf.result_backend_transport_options["global_keyprefix"] == "blue:"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.settings import make_settings
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.settings import STATBEL_URL, Settings
 from worker.contract.validation import parse_base_year
@@ -17,7 +18,7 @@ SUPPORTED = (1996, 2004, 2013, 2025)
 def fresh(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
     for name, value in env.items():
         monkeypatch.setenv(f"ZIPSCORE_{name.upper()}", value)
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    return make_settings()
 
 
 def test_index_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,7 +122,7 @@ def test_a_visibility_timeout_that_could_redeliver_a_running_task_is_refused(
         return
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = make_settings()
     assert settings.longest_unacknowledged_seconds * 2 <= settings.visibility_timeout_seconds
 
 
@@ -129,7 +130,7 @@ def test_the_defaults_hold_a_message_far_below_the_visibility_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS")  # the run's fast policy
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = make_settings()
     # 90 s hard limit + 300 s index countdown = 390 s, against a one-hour visibility timeout.
     assert defaults.longest_unacknowledged_seconds == 390
     assert defaults.visibility_timeout_seconds == 3_600

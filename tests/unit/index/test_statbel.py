@@ -8,9 +8,9 @@ import httpx
 import pytest
 import respx
 
+from tests.support.settings import MakeSettings
 from tests.support.statbel_documents import fixture_body
 from worker.contract.errors import echo
-from worker.contract.settings import Settings
 from worker.index.statbel import (
     SourceRefused,
     SourceUnavailable,
@@ -120,10 +120,12 @@ def test_too_many_redirects_are_refused(source: StatbelSource) -> None:
         source.fetch()
 
 
-def test_the_source_is_built_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_source_is_built_from_settings(
+    monkeypatch: pytest.MonkeyPatch, make_settings: MakeSettings
+) -> None:
     monkeypatch.setenv("ZIPSCORE_STATBEL_URL", "http://127.0.0.1:8123/index.json")
     monkeypatch.setenv("ZIPSCORE_STATBEL_TIMEOUT_SECONDS", "3.5")
-    built = source_from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    built = source_from_settings(make_settings())
     assert (built.url, built.timeout, built.max_bytes) == (
         "http://127.0.0.1:8123/index.json",
         3.5,

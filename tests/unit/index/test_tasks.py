@@ -11,6 +11,7 @@ import redis
 import respx
 
 from tests.support.fakes import STATBEL_TEST_URL, MemoryHealthIndexStore
+from tests.support.settings import MakeSettings
 from tests.support.statbel_documents import (
     FIXTURE_MONTHS,
     LATEST_2025,
@@ -22,7 +23,7 @@ from tests.support.statbel_documents import (
 )
 from worker.celery_app import app
 from worker.contract.index_cache import IndexCache
-from worker.contract.settings import Settings, get_settings
+from worker.contract.settings import get_settings
 from worker.index import service as index
 from worker.index.document import DocumentRefused
 from worker.index.statbel import SourceRefused, SourceUnavailable
@@ -310,10 +311,12 @@ def test_the_retry_policy_is_bounded_and_well_under_the_visibility_timeout() -> 
     assert task.retry_backoff_max + settings.task_time_limit < visibility / 2
 
 
-def test_the_default_policy_waits_minutes_not_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_policy_waits_minutes_not_an_hour(
+    monkeypatch: pytest.MonkeyPatch, make_settings: MakeSettings
+) -> None:
     for name in ("MAX_RETRIES", "BACKOFF_SECONDS", "BACKOFF_MAX_SECONDS"):
         monkeypatch.delenv(f"ZIPSCORE_INDEX_RETRY_{name}", raising=False)
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = make_settings()
     policy = retry_policy(defaults)
     assert (policy["max_retries"], policy["retry_backoff"], policy["retry_backoff_max"]) == (
         6,

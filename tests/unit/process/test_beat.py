@@ -10,15 +10,17 @@ import fakeredis
 import pytest
 from celery.schedules import crontab
 
+from tests.support.settings import MakeSettings
 from worker import beat
 from worker.beat import LockedScheduler, beat_schedule
 from worker.beat_lock import RedisLock
 from worker.celery_app import app, celery_config
-from worker.contract.settings import Settings
 
 
-def test_the_schedule_refreshes_the_index_daily_in_brussels_time() -> None:
-    config = celery_config(Settings(_env_file=None))  # type: ignore[call-arg]
+def test_the_schedule_refreshes_the_index_daily_in_brussels_time(
+    make_settings: MakeSettings,
+) -> None:
+    config = celery_config(make_settings())
     entry = config["beat_schedule"]["index-refresh"]
     assert entry["task"] == "index.refresh"
     assert entry["schedule"] == crontab(minute="15", hour="7")
@@ -31,10 +33,11 @@ def test_the_schedule_refreshes_the_index_daily_in_brussels_time() -> None:
 
 def test_the_refresh_cron_and_schedule_directory_come_from_settings(
     monkeypatch: pytest.MonkeyPatch,
+    make_settings: MakeSettings,
 ) -> None:
     monkeypatch.setenv("ZIPSCORE_INDEX_REFRESH_CRON", "0 */6 * * 1-5")
     monkeypatch.setenv("ZIPSCORE_BEAT_SCHEDULE_DIR", "/data/beat")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = make_settings()
     schedule = beat_schedule(settings)["index-refresh"]["schedule"]
     assert schedule == crontab(minute="0", hour="*/6", day_of_week="1-5")
     assert celery_config(settings)["beat_schedule_filename"] == "/data/beat/celerybeat-schedule"
