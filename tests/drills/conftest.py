@@ -75,12 +75,6 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
             worker.close()
 
 
-def seed(conn: Any) -> None:
-    """Migrate and load the sample risk table (a fresh database)."""
-    migrations.migrate(conn)
-    zipcodes.load_rules(conn, parse_text(SAMPLE_TABLE.read_text()))
-
-
 @pytest.fixture(scope="session")
 def private_postgres(services: None) -> Iterator[PostgresCluster]:
     """A Postgres cluster of the drills' own, password auth, migrated and loaded; stoppable."""
@@ -88,7 +82,8 @@ def private_postgres(services: None) -> Iterator[PostgresCluster]:
     try:
         cluster.start()
         with contextlib.closing(cluster.connect()) as conn:
-            seed(conn)
+            migrations.migrate(conn)
+            zipcodes.load_rules(conn, parse_text(SAMPLE_TABLE.read_text()))
         yield cluster
     finally:
         cluster.close()
