@@ -3,7 +3,7 @@
 Given the channel zipscore installs for redis:// (worker/broker/transport.py) with this
 run's key prefix, when it is handed a message it must refuse, then the message is kept in
 `<prefix>:deadletter` (capped, expiring), and a fault of the check itself refuses the
-message instead of stopping the worker. The drill tests/drills/test_hostile_messages.py
+message instead of stopping the worker. The drill tests/drills/broker/test_hostile_messages.py
 does the same through a real worker; these are the parts a drill cannot reach.
 """
 

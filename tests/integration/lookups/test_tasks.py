@@ -61,7 +61,7 @@ def test_a_raw_message_with_an_injection_reaches_no_query(
     with pytest.raises(ZipscoreError) as caught:
         client.call("zipcodes.lookup", "1000; DROP TABLE zipcodes")
     assert caught.value.code is ErrorCode.ZIPCODE_NOT_VALID
-    # Every other parameter: tests/integration/test_injection.py.
+    # Every other parameter: tests/integration/database/test_injection.py.
     assert activity(conn).since(before) == {}
     assert zipcodes.table_size(conn) > 0
 

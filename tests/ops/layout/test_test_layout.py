@@ -119,7 +119,7 @@ def test_support_holds_no_tests_and_conftests_sit_at_the_top_of_a_tier() -> None
     assert (support, conftests) == ([], [])
 
 
-def is_fixture(node: ast.FunctionDef) -> bool:
+def is_fixture(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     for decorator in node.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
         if isinstance(target, ast.Attribute) and target.attr == "fixture":

@@ -5,7 +5,7 @@ exception, a traceback or a hang; a refused input changes nothing.
 Files have theirs in test_hostile_files.py: risk tables through `zipscore db
 load-zipcodes`, batch inputs through `zipscore score`, Statbel documents through the index
 refresh (and bad risk tables against the real Postgres load in
-tests/integration/test_hostile_table_files.py). The parsers underneath have their own
+tests/integration/database/test_admin.py). The parsers underneath have their own
 property tests in test_risk_table.py, test_validation.py, test_batch_scoring.py and
 test_health_index_document.py.
 """

@@ -135,7 +135,7 @@ def test_misnamed_migration_is_refused(tmp_path: Path) -> None:
 def test_a_channel_whose_connection_is_gone_raises_a_connection_error() -> None:
     # Celery and kombu treat redis's ConnectionError as a lost connection and reconnect;
     # kombu's own channel raised AttributeError here and the worker exited
-    # (worker/broker/transport.py; the drill in tests/drills/test_broker_restart.py).
+    # (worker/broker/transport.py; the drill in tests/drills/broker/test_broker_restart.py).
     from types import SimpleNamespace
 
     import redis
