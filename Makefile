@@ -22,7 +22,7 @@ help:  ## list the targets
 
 install: ## create .venv with the locked dependencies (uv.lock)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --python $(PYTHON) --compile-bytecode
+	uv sync --frozen --all-extras --python $(PYTHON) --compile-bytecode
 	@# Bytecode for our own modules too: with PYTHONDONTWRITEBYTECODE set (as on these
 	@# machines) every worker and CLI subprocess would otherwise recompile them at start.
 	@python -m compileall -q -j 0 worker producer ops tests exercises >/dev/null
@@ -52,9 +52,10 @@ run: install ## migrate, load the sample table if empty, run workers, beat, flow
 	@# success here, not an error for make to report.
 	@$(RUN_WARNINGS) honcho --procfile Procfile start || [ $$? -eq 130 ]
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, and the import rules between rooms (import-linter)
 	ruff check .
 	ruff format --check .
+	lint-imports --no-cache
 
 format: install ## apply ruff's formatting and fixes
 	ruff format .
@@ -96,7 +97,7 @@ GATEWAY_BENCH_ARGS ?=
 bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Polars side by side), then the gateway's
 	@# Bytecode once, so worker and CLI start-up do not recompile every module.
 	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
-	python ops/bench/batch_bench.py $(BENCH_ARGS)
+	python -m ops.bench.batch_bench $(BENCH_ARGS)
 	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
 
 bench-gateway: install ## gateway benchmark: 64 HTTP clients, off-loop vs blocking handlers

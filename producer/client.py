@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import celery.exceptions
 import kombu.exceptions
@@ -42,7 +42,6 @@ from worker.contract.result_cache import BY_RISK_FACTOR, LOOKUP, ResultCache, ca
 from worker.contract.settings import Settings, get_settings
 from worker.contract.validation import parse_base_year, parse_risk_factor, parse_zipcode
 
-Answer = TypeVar("Answer", bound=BaseModel)
 logger = logging.getLogger(__name__)
 _BACKEND_ERRORS = (
     kombu.exceptions.OperationalError,
@@ -166,16 +165,29 @@ class Client:
         does for every question below.
         """
         number = parse_zipcode(zipcode)
-        return self._ask(LookupResult, LOOKUP, number, "zipcodes.lookup", timeout)
+        if (cached := self._cached(LOOKUP, number)) is not None:
+            return LookupResult.model_validate(cached)
+        return self.lookup_uncached(number, timeout=timeout)
+
+    def lookup_uncached(self, zipcode: int, *, timeout: float | None = None) -> LookupResult:
+        """`lookup` of a zipcode already parsed, asked of a worker without a cache read."""
+        return LookupResult.model_validate(self.call("zipcodes.lookup", zipcode, timeout=timeout))
 
     def by_risk_factor(
         self, risk_factor: str, *, timeout: float | None = None
     ) -> RiskFactorListing:
         """Every zipcode carrying `risk_factor`, ascending."""
         factor = parse_risk_factor(risk_factor)
-        return self._ask(
-            RiskFactorListing, BY_RISK_FACTOR, factor, "zipcodes.by_risk_factor", timeout
-        )
+        if (cached := self._cached(BY_RISK_FACTOR, factor)) is not None:
+            return RiskFactorListing.model_validate(cached)
+        return self.by_risk_factor_uncached(factor, timeout=timeout)
+
+    def by_risk_factor_uncached(
+        self, risk_factor: str, *, timeout: float | None = None
+    ) -> RiskFactorListing:
+        """`by_risk_factor` of a factor already parsed, without a cache read."""
+        answer = self.call("zipcodes.by_risk_factor", risk_factor, timeout=timeout)
+        return RiskFactorListing.model_validate(answer)
 
     def index(
         self, base_year: int | str | None = None, *, timeout: float | None = None
@@ -197,7 +209,11 @@ class Client:
         if cached is not None:
             answer = with_staleness(cached, self.settings.index_stale_after_seconds, utcnow())
             return IndexAnswer.model_validate(answer)
-        return IndexAnswer.model_validate(self.call("index.latest", year, timeout=timeout))
+        return self.index_uncached(year, timeout=timeout)
+
+    def index_uncached(self, base_year: int, *, timeout: float | None = None) -> IndexAnswer:
+        """`index` of a base year already parsed, without a cache read."""
+        return IndexAnswer.model_validate(self.call("index.latest", base_year, timeout=timeout))
 
     def refresh_index(self, timeout: float | None = None) -> RefreshReport:
         """Enqueue a refresh from Statbel now and wait for its report.
@@ -222,20 +238,14 @@ class Client:
         )
         return RefreshReport.model_validate(report)
 
-    def _ask(
-        self, model: type[Answer], kind: str, key: int | str, task: str, timeout: float | None
-    ) -> Answer:
-        cached = self._cached(kind, key)
-        if cached is not None:
-            logger.info("cache hit %s %s: no task sent", kind, key)
-            return model.model_validate(cached)
-        return model.model_validate(self.call(task, key, timeout=timeout))
-
     def _cached(self, kind: str, key: object) -> dict[str, Any] | None:
         try:
-            return self._cache.get(kind, key)
+            cached = self._cache.get(kind, key)
         except redis.RedisError:
             return None  # the cache is an optimisation: the queue still answers
+        if cached is not None:
+            logger.info("cache hit %s %s: no task sent", kind, key)
+        return cached
 
     def call(
         self,

@@ -18,8 +18,10 @@ from celery import Celery
 from celery.exceptions import CPendingDeprecationWarning
 
 from worker.beat import SCHEDULE_FILE, beat_schedule, tick_interval
-from worker.broker import memory as broker_memory
-from worker.broker import readiness  # noqa: F401  (connects worker_ready: warns of an evicting Redis)
+from worker.broker import (
+    patient_results,
+    readiness,  # noqa: F401  (connects worker_ready: warns of an evicting Redis)
+)
 from worker.broker import transport as broker_transport
 from worker.contract import log_setup  # noqa: F401  (connects Celery's setup_logging signal)
 from worker.contract.messaging import messaging_config
@@ -102,8 +104,8 @@ def create_app(settings: Settings | None = None) -> Celery:
     """Build the Celery app from settings; called once, below."""
     broker_transport.use()  # survives a broker restart with messages in hand
     quiet_decided_warnings()
-    broker_memory.use()  # a result waits while Redis is out of memory
-    celery = Celery("zipscore", include=TASK_MODULES, task_cls=broker_memory.PatientTask)
+    patient_results.use()  # a result waits while Redis is out of memory
+    celery = Celery("zipscore", include=TASK_MODULES, task_cls=patient_results.PatientTask)
     celery.conf.update(celery_config(settings or get_settings()))
     return celery
 

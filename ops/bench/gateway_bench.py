@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 import redis
 
-from ops.bench.batch_bench import ROOT, Env, environment, worker
+from ops.bench.environment import ROOT, Env, environment, worker
 from ops.http_server import serving
 
 HOST = "127.0.0.1"

@@ -19,7 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ops.bench.batch_bench import ROOT, environment, generate, profile_worker, worker
+from ops.bench.batch_bench import profile_worker
+from ops.bench.environment import ROOT, environment, worker
+from ops.bench.inputs import generate
 
 REPORTS = ROOT / "reports"
 

@@ -7,9 +7,9 @@
 Same keys and values as `worker.contract.result_cache.ResultCache` and
 `worker.contract.index_cache.IndexCache` (their key functions are used, nothing is
 re-derived), read on the event loop without a thread. A hit answers at once; a miss, or
-any trouble with Redis, returns None and the handler falls back to the client (on a
-thread), which reads the cache again and asks a worker. The cache stays an optimisation:
-an error here never becomes an answer.
+any trouble with Redis, returns None and the handler asks a worker through the client's
+`*_uncached` questions (on a thread), which do not read the cache a second time. The
+cache stays an optimisation: an error here never becomes an answer.
 """
 
 from __future__ import annotations

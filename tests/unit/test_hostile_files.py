@@ -84,7 +84,7 @@ def table_db(
     store: DictZipcodeStore, cache: ResultCache, monkeypatch: pytest.MonkeyPatch
 ) -> DictZipcodeStore:
     """`zipscore db load-zipcodes` over the dict store (its Postgres step) and fakeredis."""
-    from worker.contract import result_cache as cache_module
+    from worker.database import admin
     from worker.database import pool as db
     from worker.lookups import zipcodes
 
@@ -96,7 +96,7 @@ def table_db(
     monkeypatch.setattr(zipcodes, "load_rules", load_rules)
     monkeypatch.setattr(zipcodes, "table_size", lambda conn: len(store.table))
     monkeypatch.setattr(zipcodes, "table_version", lambda conn: store.version)
-    monkeypatch.setattr(cache_module, "cache_from_settings", lambda settings=None: cache)
+    monkeypatch.setattr(admin, "cache_from_settings", lambda settings=None: cache)
     cache.publish_version(store.version)
     return store
 

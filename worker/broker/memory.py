@@ -19,15 +19,11 @@ worker meets it, and what it does here instead:
 - taking the next message: BRPOP frees memory, so Redis serves it at maxmemory; the
   channel takes none while a probe write is refused (`PatientChannel`), which leaves only
   a message taken in the instant Redis fills up to wait in the worker's hands;
-- storing a task's result (pool process): it waits, retrying with backoff, until half
-  the task's soft time limit has passed since the task began. A task whose result still
-  could not be stored is then not acknowledged: its message stays in the unacknowledged
-  set and is delivered again after the visibility timeout (`PatientRequest`);
+- storing a task's result (pool process): see worker/broker/patient_results.py;
 - writing the lookup cache: skipped (worker/contract/result_cache.py), the answer is still stored.
 
 A waiting worker logs one warning when it starts waiting and one line when Redis has room
-again. Installed by worker/broker/transport.py (the channel's QoS), worker/celery_app.py
-(the result backend and the tasks' Request class).
+again. Installed by worker/broker/transport.py (the channel's QoS).
 """
 
 from __future__ import annotations
@@ -40,17 +36,13 @@ from typing import Any, TypeVar
 
 import redis
 from billiard.process import current_process  # type: ignore[import-untyped]
-from celery import Task, signals, states
-from celery.app import backends as celery_backends
-from celery.backends.redis import RedisBackend
+from celery import signals
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker import state as worker_state
-from celery.worker.request import Request
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 
 from worker.contract.redis_errors import is_out_of_memory
-from worker.contract.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +51,6 @@ FIRST_WAIT_SECONDS = 0.1
 LONGEST_WAIT_SECONDS = 2.0
 # How long a worker that was asked to stop still tries to record a message it holds.
 SHUTDOWN_GRACE_SECONDS = 10.0
-# How far into its soft time limit a task's pool process waits to store its result.
-RESULT_WAIT_SHARE = 0.5
 MEMORY_PROBE_KEY = "memory-probe"  # under the deployment's key prefix
 OOM_MESSAGE = "Redis is out of memory (maxmemory reached, policy noeviction)"
 
@@ -115,22 +105,22 @@ def wait_for_memory(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _ThisProcess:
+class ThisProcess:
     in_worker = False  # set when this process is (or was forked from) a Celery worker
     task_started = 0.0  # time.monotonic() when this pool process began its current task
 
 
 @signals.worker_init.connect  # type: ignore[untyped-decorator]
 def _mark_worker(**_: Any) -> None:
-    _ThisProcess.in_worker = True
+    ThisProcess.in_worker = True
 
 
 @signals.task_prerun.connect  # type: ignore[untyped-decorator]
 def _mark_task_start(**_: Any) -> None:
-    _ThisProcess.task_started = time.monotonic()
+    ThisProcess.task_started = time.monotonic()
 
 
-def _in_main_process() -> bool:
+def in_main_process() -> bool:
     return bool(current_process().name == "MainProcess")
 
 
@@ -240,7 +230,7 @@ class PatientChannel(kombu_redis.Channel):
         def bind() -> None:
             super(PatientChannel, self)._queue_bind(exchange, routing_key, pattern, queue)  # type: ignore[no-untyped-call]
 
-        if not _ThisProcess.in_worker:
+        if not ThisProcess.in_worker:
             return bind()  # a producer is refused at once (BACKEND_UNAVAILABLE)
         # A worker starting while Redis is full waits for room to declare its queues.
         return wait_for_memory(bind, "declare a queue", give_up=lambda waited: _stopping())
@@ -263,86 +253,3 @@ class PatientChannel(kombu_redis.Channel):
             self.short_of_memory = False
             logger.warning("Redis has room again: taking messages")
         return True
-
-
-class PatientBackend(RedisBackend):  # type: ignore[misc]
-    """Celery's Redis result backend, storing a result once Redis has room for it."""
-
-    def _set_with_state(self, key: str, value: str, state: str) -> None:
-        def store() -> None:
-            super(PatientBackend, self)._set_with_state(key, value, state)
-
-        if state == states.FAILURE and "maxmemory" in value:
-            # The failure to record is this very lack of room: no use waiting for it (the
-            # task's message is kept for redelivery instead, see PatientRequest).
-            return store()
-        if _in_main_process():
-            # The worker's event loop (a task's failure, its time limit): it must not stop
-            # for Redis, PatientRequest keeps the message for redelivery instead.
-            return store()
-        # A pool process gives up by its own clock, half-way to the task's soft time limit:
-        # that signal comes from the worker's event loop, which may be waiting for room
-        # itself, and, landing while this process writes its outcome to the worker (a warm
-        # shutdown), it leaves half a message in the pipe that the worker waits on for good.
-        limit = _ThisProcess.task_started + get_settings().task_soft_time_limit * RESULT_WAIT_SHARE
-        return wait_for_memory(
-            store, "store a task's result", give_up=lambda waited: time.monotonic() >= limit
-        )
-
-
-class PatientRequest(Request):  # type: ignore[misc]
-    """A task request whose message is not acknowledged when its outcome could not be stored.
-
-    The outcome of a task (its result, or a failure the worker records for it) could not
-    be written for lack of room in Redis: acknowledging would lose the answer. Its message
-    stays in the unacknowledged set, delivered again after the visibility timeout (tasks
-    are idempotent), and this channel takes no new message until Redis has room.
-    """
-
-    def on_failure(
-        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
-    ) -> Any:
-        if is_out_of_memory(exc_info.exception):  # unwraps billiard's ExceptionWithTraceback
-            return self._keep_for_redelivery()
-        try:
-            return super().on_failure(exc_info, send_failed_event, return_ok)
-        except redis.RedisError as err:
-            if not is_out_of_memory(err):
-                raise
-            return self._keep_for_redelivery()
-
-    def on_timeout(self, soft: bool, timeout: float) -> Any:
-        try:
-            return super().on_timeout(soft, timeout)
-        except redis.RedisError as err:
-            if not is_out_of_memory(err):
-                raise
-            return self._keep_for_redelivery()
-
-    def _keep_for_redelivery(self) -> None:
-        worker_state.task_ready(self)
-        channel = self.message.channel
-        if not isinstance(channel, PatientChannel):
-            return
-        channel.short_of_memory = True  # take no message before Redis has room
-        if self.message.delivery_tag in channel.qos._delivered:
-            logger.warning(
-                "%s: the outcome of %s[%s] could not be stored; its message stays "
-                "unacknowledged and is delivered again after the visibility timeout",
-                OOM_MESSAGE,
-                self.task_name,
-                self.id,
-            )
-            channel.qos.forget(self.message.delivery_tag)
-
-
-class PatientTask(Task):  # type: ignore[misc]
-    """The base of every zipscore task: its requests are `PatientRequest`s."""
-
-    Request = f"{__name__}:PatientRequest"
-
-
-def use() -> None:
-    """Make `PatientBackend` the result backend of redis:// and rediss:// URLs."""
-    for scheme in ("redis", "rediss"):
-        celery_backends.BACKEND_ALIASES[scheme] = f"{__name__}:PatientBackend"

@@ -1,7 +1,7 @@
 """zipscore's one settings object, read from the environment (and `.env` when present).
 
 Every module asks `get_settings()`; nothing else reads `os.environ`. Variables are prefixed
-`ZIPSCORE_` (e.g. `ZIPSCORE_DATABASE_URL`); see the README's configuration table.
+`ZIPSCORE_` (e.g. `ZIPSCORE_DATABASE_URL`); every one is listed in docs/configuration.md.
 """
 
 from __future__ import annotations

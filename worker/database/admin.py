@@ -1,18 +1,31 @@
 """Operator commands behind `zipscore db ...`, `zipscore index remove-month` and `zipscore doctor`.
 
-These talk to Postgres directly (they need the worker's database driver, imported here
-lazily); submitting work never goes through this module.
+These talk to Postgres directly with the worker's database driver. The CLI reaches this
+module through the `zipscore.admin` entry point (worker/contract/admin.py), so an install
+without the `worker` extra fails to load it and says which extra to add.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 import redis
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from worker.contract.errors import ErrorCode, ZipscoreError, echo
+from worker.contract.index_cache import index_cache_from_settings
+from worker.contract.redis_health import memory_problems
+from worker.contract.result_cache import cache_from_settings, redis_client
 from worker.contract.settings import get_settings
+from worker.database import migrations
+from worker.database import pool as db
+from worker.index import service as index
+from worker.index.store import PostgresHealthIndexStore
+from worker.lookups import zipcodes
+from worker.lookups.risk_table import parse_file
 
 START_HINT = (
     "start them (Debian: `pg_ctlcluster 15 main start`; `redis-server --daemonize yes`) "
@@ -22,8 +35,6 @@ START_HINT = (
 
 def _where(url: str) -> str:
     """host:port of a URL, never its credentials."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or ''}".rstrip(":")
 
@@ -37,10 +48,6 @@ def _database_unavailable(exc: Exception) -> ZipscoreError:
 
 
 def migrate() -> list[int]:
-    import psycopg
-
-    from worker.database import migrations
-    from worker.database import pool as db
 
     try:
         with db.connect() as conn:
@@ -77,13 +84,6 @@ def refuse_oversized(path: Path, limit: int) -> None:
 
 def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
     """Parse the table at `path` (all or nothing), load it, and retire cached answers."""
-    import psycopg
-
-    from worker.contract.result_cache import cache_from_settings
-    from worker.database import pool as db
-    from worker.lookups import zipcodes
-    from worker.lookups.risk_table import parse_file
-
     refuse_oversized(path, get_settings().table_max_mb * 1024 * 1024)
     try:
         rules = parse_file(path)  # in blocks: a 100 MB line is never held whole
@@ -116,13 +116,6 @@ def load_zipcodes(path: Path, *, if_empty: bool = False) -> dict[str, Any]:
 
 def remove_index_month(base_year: object, month: object) -> dict[str, Any]:
     """Delete one stored health index month and re-cache that base year's latest month."""
-    import psycopg
-    from psycopg_pool import ConnectionPool, PoolTimeout
-
-    from worker.contract.index_cache import index_cache_from_settings
-    from worker.index import service as index
-    from worker.index.store import PostgresHealthIndexStore
-
     settings = get_settings()
     # A pool of its own, closed on the way out (not the process pool a worker may share).
     pool = ConnectionPool(
@@ -164,12 +157,6 @@ def doctor() -> dict[str, Any]:
     A Redis that answers but may evict queued messages, or is nearly full, is a problem
     too (`problems`: service, code, message; see worker/contract/redis_health.py).
     """
-    import psycopg
-
-    from worker.contract.redis_health import memory_problems
-    from worker.contract.result_cache import redis_client
-    from worker.database import pool as db
-
     settings = get_settings()
     services: dict[str, str] = {}
     try:

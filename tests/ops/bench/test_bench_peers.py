@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.bench.batch_bench import expanded_table, generate_portfolio
+from ops.bench.inputs import expanded_table, generate_portfolio
 from tests.support.paths import ROOT
 from worker.lookups.risk_table import expand, parse_text
 

@@ -212,7 +212,7 @@ def test_the_gateway_address_has_environment_defaults(
 ) -> None:
     served: list[tuple[str, int]] = []
     monkeypatch.setattr(
-        "producer.gateway.app.serve", lambda host, port: served.append((host, port))
+        "producer.gateway.serve.serve", lambda host, port: served.append((host, port))
     )
     result = runner.invoke(
         cli.cli, ["serve"], env={"ZIPSCORE_GATEWAY_HOST": "::1", "ZIPSCORE_GATEWAY_PORT": "5050"}

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from producer.cli import main as cli
 from tests.support.fakes import MemoryHealthIndexStore
 from tests.support.statbel_documents import fixture_body
-from worker.contract import index_cache as index_cache_module
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.index_cache import IndexCache
 from worker.contract.settings import get_settings
@@ -168,7 +167,7 @@ def test_an_unreachable_postgres_is_backend_unavailable(
 ) -> None:
     env({"ZIPSCORE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x",
          "ZIPSCORE_DB_CONNECT_TIMEOUT": "0.5"})  # fmt: skip
-    monkeypatch.setattr(index_cache_module, "index_cache_from_settings", lambda s: index_cache)
+    monkeypatch.setattr(admin, "index_cache_from_settings", lambda s: index_cache)
     with pytest.raises(ZipscoreError) as caught:
         admin.remove_index_month("2004", "2150-01")
     assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE

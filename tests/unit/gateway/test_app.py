@@ -22,10 +22,8 @@ from schemathesis.checks import (
 from producer.client import Client
 from producer.gateway import app as gateway
 from producer.gateway.jobs import BatchLauncher
-from tests.unit.test_gateway import client  # noqa: F401  (the eager client fixture)
-from tests.unit.test_gateway_http import answer_pings
+from tests.support.gateway import Sent, answer_pings
 
-Sent = list[tuple[str, tuple[Any, ...]]]
 DOCUMENTED_SERVER_ERRORS = {503, 504}
 KEY = "fuzz-0123456789abcdef"
 
@@ -64,7 +62,7 @@ OPERATIONS = [
 
 
 @pytest.fixture
-def pings_answered(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def pings_answered(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """/readyz's checks answer without Postgres or Redis. An eager `health.ping` would open
     the process's real Postgres pool against the integration tier's database, which does not
     exist yet: the pool would back off, and later hold up the session worker's first tasks."""
@@ -75,7 +73,7 @@ def pings_answered(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:  # 
 @pytest.mark.parametrize("keys", [False, True], ids=["open", "keyed"])
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)
 def test_the_gateway_answers_as_its_schema_says(
-    client: Client,  # noqa: F811
+    client: Client,
     index_eager: Sent,
     path: str,
     method: str,

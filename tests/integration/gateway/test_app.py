@@ -1,5 +1,5 @@
 """The HTTP gateway over the real stack: the session's embedded worker, real Redis and
-Postgres, and (for the index) the local fake Statbel of the health index tests."""
+Postgres, and (for the index) a local fake Statbel (`statbel`, this folder's conftest)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from ops.http_server import serving
 from producer.client import Client
 from producer.gateway import app as gateway
 from tests.integration.test_batch import check, portfolio
+from tests.support.gateway import STATBEL_PATH
 from tests.support.statbel_documents import fixture_body
-from tests.support.statbel_server import serve
 from worker.celery_app import app
 from worker.contract.index_cache import index_cache_from_settings
 from worker.contract.result_cache import LOOKUP, ResultCache
@@ -74,7 +74,9 @@ def test_the_index_after_a_refresh(
         503,
         "INDEX_UNAVAILABLE",
     )
-    serve(statbel, fixture_body())
+    statbel.expect_request(STATBEL_PATH).respond_with_data(
+        fixture_body(), content_type="application/json"
+    )
     Client(timeout=30).refresh_index(timeout=30)
     for params, value in (({"base_year": "2013"}, 112.29), ({"year": "1996"}, 154.29)):
         body = api.get("/index", params=params).json()
@@ -278,7 +280,7 @@ def test_zipscore_serve_on_every_interface_with_keys_answers_only_with_one(
 ) -> None:
     """`--host 0.0.0.0` with a key file starts (it refuses to without keys: the unit test);
     over loopback, a lookup without the key is 401, with it the session's worker answers."""
-    from ops.bench.batch_bench import zipscore_exe
+    from ops.bench.environment import zipscore_exe
     from ops.bench.gateway_bench import free_port
 
     key = uuid.uuid4().hex

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.drills.servers import free_port
+from ops.bench.gateway_bench import free_port
 from ops.http_server import serving
 from tests.support.browser import headless_chromium
 from tests.support.paths import ROOT, SCREENSHOTS
@@ -18,7 +18,7 @@ from tests.support.paths import ROOT, SCREENSHOTS
 @pytest.fixture(scope="module")
 def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`zipscore serve` on loopback (no worker needed: the docs are the schema)."""
-    from ops.bench.batch_bench import zipscore_exe
+    from ops.bench.environment import zipscore_exe
 
     port = free_port()
     log = tmp_path_factory.mktemp("gateway") / "gateway.log"
