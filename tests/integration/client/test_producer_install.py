@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+
 WORKER_SIDE = ("psycopg", "psycopg_pool", "flower", "tornado", "fastapi", "uvicorn", "httpx")
 
 pytestmark = pytest.mark.usefixtures("celery_worker")

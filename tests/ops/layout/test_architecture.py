@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+
 MAX_MODULE_LINES = 300
 CODE_ROOTS = ("worker", "producer", "ops", "tests", "exercises")
 

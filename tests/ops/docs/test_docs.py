@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import ROOT
 from worker.contract.settings import Settings  # the one place that names the settings module
 
-ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"
