@@ -80,7 +80,7 @@ test-repeat: install ## run the whole suite again, once per RUNS (CI's repeatabi
 DRILLS_ARGS ?=
 drills: install ## full reliability drills (faults, hostile input, secrets) and the 60 s soak table
 	ZIPSCORE_DRILLS=full python -m pytest -m drill --no-cov -s --timeout 900 $(DRILLS_ARGS)
-	python ops/drills/soak.py --seconds 60 --phase-seconds 10
+	python -m ops.drills.soak --seconds 60 --phase-seconds 10
 
 security: install ## bandit (medium severity and up) and pip-audit of the lock file
 	bandit -q -r worker producer -ll

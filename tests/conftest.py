@@ -9,24 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Iterator
 
 import pytest
 
-if TYPE_CHECKING:
-    from worker.contract.settings import Settings
-
-RUN_ID = uuid.uuid4().hex[:10]
-ADMIN_DATABASE_URL = os.environ.get(
-    "ZIPSCORE_TEST_ADMIN_DATABASE_URL",
-    os.environ.get("ZIPSCORE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-)
-TEST_DATABASE = f"zipscore_test_{RUN_ID}"
-TEST_DATABASE_URL = urlunsplit(urlsplit(ADMIN_DATABASE_URL)._replace(path=f"/{TEST_DATABASE}"))
-TEST_PREFIX = f"zipscore-test-{RUN_ID}"
+from tests.support.environment import TEST_DATABASE_URL, TEST_PREFIX
+from tests.support.settings import MakeSettings, make_settings
 
 os.environ["ZIPSCORE_DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["ZIPSCORE_REDIS_PREFIX"] = TEST_PREFIX
@@ -36,7 +24,7 @@ os.environ["ZIPSCORE_INDEX_RETRY_MAX_RETRIES"] = "2"
 os.environ["ZIPSCORE_INDEX_RETRY_BACKOFF_SECONDS"] = "1"
 os.environ["ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS"] = "1"
 
-pytest_plugins = ["tests.plugins.resources", "tests.services"]
+pytest_plugins = ["tests.support.resources", "tests.support.services"]
 TIERS = ("integration", "e2e")
 
 
@@ -58,13 +46,7 @@ def _root_logger_restored() -> Iterator[None]:
     root.setLevel(level)
 
 
-@pytest.fixture
-def make_settings() -> Callable[..., Settings]:
-    """`make_settings(**overrides)`: Settings from the arguments and defaults, no .env file."""
-    # Imported here: zipscore's settings must be read after the environment above is set.
-    from worker.contract.settings import Settings
-
-    def make(**overrides: Any) -> Settings:
-        return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
-
-    return make
+@pytest.fixture(name="make_settings")
+def settings_factory() -> MakeSettings:
+    """`make_settings(**overrides) -> Settings`: the environment and the overrides, no .env."""
+    return make_settings

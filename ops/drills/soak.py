@@ -1,7 +1,7 @@
 """Soak and throughput drill: 32 concurrent producers against one worker, with figures.
 
-    python ops/drills/soak.py                 # 60 s soak, 10 s per throughput phase (make drills)
-    python ops/drills/soak.py --seconds 4 --phase-seconds 2 --json   # the scaled test
+    python -m ops.drills.soak                 # 60 s soak, 10 s per throughput phase (make drills)
+    python -m ops.drills.soak --seconds 4 --phase-seconds 2 --json   # the scaled test
 
 It starts a Redis of its own (free port, append-only), a database of its own on the
 Postgres of ZIPSCORE_TEST_ADMIN_DATABASE_URL / ZIPSCORE_DATABASE_URL (created, loaded with
@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
@@ -40,10 +39,9 @@ import psutil
 import psycopg
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from ops.drills.servers import RedisServer, WorkerProcess
 
-from tests.drills.servers import RedisServer, WorkerProcess  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 ADMIN_URL = os.environ.get(
     "ZIPSCORE_TEST_ADMIN_DATABASE_URL",

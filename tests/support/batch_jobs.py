@@ -13,7 +13,7 @@ from producer.batch.progress import Reporter
 from producer.batch.runner import ProgressFactory
 from producer.cli import main as cli
 from producer.client import Client
-from tests.cli_results import assert_no_crash
+from tests.support.cli_results import assert_no_crash
 from tests.support.portfolios import blank_note, portfolio
 from worker.contract.batch_store import BatchStore
 

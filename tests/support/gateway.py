@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from producer.batch.results import JobStatus
 from producer.client import Client
 from producer.gateway import app as gateway
+from tests.support.settings import make_settings
 from worker.contract.batch_store import BatchStore
 from worker.contract.index_cache import IndexCache, utcnow
 from worker.contract.settings import Settings
@@ -36,7 +37,7 @@ def gateway_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "batch_chunk_deadline_seconds": 0.5,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return make_settings(**values)
 
 
 def error(response: httpx.Response) -> tuple[int, str]:

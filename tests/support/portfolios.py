@@ -15,10 +15,10 @@ import csv
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tests.services import SAMPLE_TABLE
+from tests.support.paths import SAMPLE_TABLE
 from worker.lookups.risk_table import expand, parse_text
 
-# Scored against the unit tier's SAMPLE_RULES (tests/unit/conftest.py): EXPECTED says how.
+# Scored against the unit tier's SAMPLE_RULES (tests/support/fakes.py): EXPECTED says how.
 ZIPCODES = ("9000", "1501", "abc", "9170", "", "999", "1000", "1315", " 9240")
 EXPECTED = {
     "9000": ("B", "ok"),

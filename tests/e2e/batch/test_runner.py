@@ -22,9 +22,10 @@ import pytest
 import redis
 
 from ops import celery_worker
-from tests.e2e.conftest import E2E_PREFIX, ROOT, console
+from tests.support.console import console, console_process
+from tests.support.environment import E2E_PREFIX
+from tests.support.paths import ROOT
 from tests.support.portfolios import LARGE_ZIPCODES, check_scored, numbered_note, portfolio
-from tests.support.producer_process import producer
 
 StartWorker = Callable[..., subprocess.Popen[bytes]]
 
@@ -101,7 +102,7 @@ def test_a_batch_survives_three_sigkilled_workers(
     rows = 40_000
     source = portfolio(tmp_path / "in.csv", rows, zipcodes=LARGE_ZIPCODES, note=numbered_note)
     worker = start_worker()
-    running = producer(
+    running = console_process(
         env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "100", "--json"
     )
     for kill in range(3):
@@ -124,7 +125,7 @@ def test_a_killed_producer_resumes_without_rescoring(
     rows = 60_000
     source = portfolio(tmp_path / "in.csv", rows, zipcodes=LARGE_ZIPCODES, note=numbered_note)
     worker = start_worker()
-    running = producer(
+    running = console_process(
         env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "100"
     )
     job = wait_for_chunks(env, 50, running)
@@ -177,7 +178,7 @@ def test_lookups_stay_fast_while_a_large_batch_runs(
     start_worker("batch", "batch")
     idle = lookup_p99(env)
     source = portfolio(tmp_path / "in.csv", 600_000, zipcodes=LARGE_ZIPCODES, note=numbered_note)
-    running = producer(
+    running = console_process(
         env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "1000"
     )
     wait_for_chunks(env, 5, running)
@@ -204,7 +205,7 @@ def test_an_input_rewritten_mid_run_fails_the_job_and_publishes_nothing(
     with a third of the rows."""
     source = portfolio(tmp_path / "in.csv", 60_000, zipcodes=LARGE_ZIPCODES, note=numbered_note)
     start_worker()
-    running = producer(
+    running = console_process(
         env, "score", str(source), "-o", str(tmp_path / "out.csv"), "--chunk-size", "100", "--json"
     )
     job = wait_for_chunks(env, 20, running)
@@ -232,7 +233,7 @@ def test_a_second_producer_into_the_same_output_is_refused(
     second.write_text("id,zipcode,note\n" + "".join(f"s{i},9000,x\n" for i in range(500)))
     start_worker()
     target = str(tmp_path / "out.csv")
-    running = producer(env, "score", str(first), "-o", target, "--chunk-size", "100")
+    running = console_process(env, "score", str(first), "-o", target, "--chunk-size", "100")
     wait_for_chunks(env, 10, running)
     refused = console("score", str(second), "-o", target, "--json", env=env)
     assert refused.returncode == 2, refused.stderr

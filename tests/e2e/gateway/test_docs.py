@@ -11,7 +11,8 @@ import pytest
 
 from ops.bench.gateway_bench import free_port
 from ops.http_server import serving
-from tests.e2e.conftest import ROOT, SCREENSHOTS, headless_chromium
+from tests.support.browser import headless_chromium
+from tests.support.paths import ROOT, SCREENSHOTS
 
 
 @pytest.fixture(scope="module")

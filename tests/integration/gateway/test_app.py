@@ -26,7 +26,6 @@ from ops.bench.gateway_pressure import Watch, burst, queued_tasks, served
 from ops.http_server import serving
 from producer.client import Client
 from producer.gateway import app as gateway
-from tests.statbel_documents import fixture_body
 from tests.support.gateway import STATBEL_PATH
 from tests.support.portfolios import (
     REAL_ZIPCODES,
@@ -35,6 +34,7 @@ from tests.support.portfolios import (
     portfolio,
     quoted_note,
 )
+from tests.support.statbel_documents import fixture_body
 from worker.celery_app import app
 from worker.contract.index_cache import index_cache_from_settings
 from worker.contract.result_cache import LOOKUP, ResultCache

@@ -8,7 +8,7 @@ from tests.support.batch_jobs import (
     GOOD_MESSAGE,
     Sent,
 )
-from tests.unit.conftest import DictZipcodeStore
+from tests.support.fakes import DictZipcodeStore
 from worker.batch import chunks
 from worker.celery_app import app
 from worker.contract.batch_store import BatchStore

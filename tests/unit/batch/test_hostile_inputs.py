@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from producer.cli import main as cli
 from producer.client import Client
-from tests.cli_results import assert_no_crash, assert_one_line_error
 from tests.support.batch_jobs import Sent
+from tests.support.cli_results import assert_no_crash, assert_one_line_error
+from tests.support.fakes import DictZipcodeStore
 from tests.support.hostile import BOM, FUZZ, JUNK, corrupt, invoke
-from tests.unit.conftest import DictZipcodeStore
 from worker.batch.scoring import split_rows
 from worker.contract.batch_output import OUTPUT_COLUMNS
 from worker.contract.batch_store import BatchStore

@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from producer.cli import main as cli
 from producer.client import Client
 from producer.gateway import app as gateway
-from tests.cli_results import assert_one_line_error
 from tests.support.batch_jobs import (
     Sent,
     after_rows,
@@ -27,6 +26,7 @@ from tests.support.batch_jobs import (
     only_job,
     score,
 )
+from tests.support.cli_results import assert_one_line_error
 from tests.support.portfolios import blank_note, portfolio
 from worker.batch import chunks
 from worker.contract.batch_store import BatchStore

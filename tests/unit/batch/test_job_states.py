@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from producer.batch.lease import LeaseKeeper
 from producer.cli import main as cli
 from producer.client import Client
-from tests.cli_results import assert_one_line_error
 from tests.support.batch_jobs import (
     Sent,
     after_rows,
@@ -23,6 +22,7 @@ from tests.support.batch_jobs import (
     only_job,
     score,
 )
+from tests.support.cli_results import assert_one_line_error
 from tests.support.portfolios import blank_note, portfolio
 from worker.batch import chunks
 from worker.batch import scoring as batch_module

@@ -19,7 +19,6 @@ from click.testing import CliRunner
 
 from producer.batch import output as batch_output
 from producer.client import Client
-from tests.cli_results import assert_one_line_error
 from tests.support.batch_jobs import (
     Sent,
     after_rows,
@@ -28,6 +27,7 @@ from tests.support.batch_jobs import (
     only_job,
     score,
 )
+from tests.support.cli_results import assert_one_line_error
 from tests.support.portfolios import blank_note, portfolio
 from worker.contract.batch_store import BatchStore
 from worker.contract.errors import ErrorCode, ZipscoreError

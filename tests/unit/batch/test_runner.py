@@ -25,8 +25,8 @@ from tests.support.batch_jobs import (
     job_keys,
     only_job,
 )
+from tests.support.fakes import DictZipcodeStore
 from tests.support.portfolios import blank_note, check_output, portfolio
-from tests.unit.conftest import DictZipcodeStore
 from worker.batch import chunks
 from worker.contract.batch_store import BatchStore
 from worker.contract.errors import ErrorCode, ZipscoreError

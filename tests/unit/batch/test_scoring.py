@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from producer.batch.cutting import iter_chunks
 from producer.batch.prescan import inspect_input
 from tests.support.csv_text import field_text, zipcode_text
-from tests.unit.conftest import SAMPLE_RULES
+from tests.support.fakes import SAMPLE_RULES
 from worker.batch.scoring import ScoringTable, score_chunk, split_rows
 from worker.contract.batch_output import output_header
 from worker.contract.csv_rows import (
