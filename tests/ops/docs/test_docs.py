@@ -187,3 +187,22 @@ def test_a_missing_setting_is_found() -> None:
     text = CONFIGURATION.read_text("utf-8").replace("`ZIPSCORE_BATCH_POLL_SECONDS`", "")
     documented = set(ENV_NAME.findall(section(text, "Settings")))
     assert setting_variables() - documented == {"ZIPSCORE_BATCH_POLL_SECONDS"}
+
+
+REPO_PATH = re.compile(r"`((?:worker|producer|ops|tests|exercises|docs)/[\w./-]*\w/?)(?:::\w+)?`")
+
+
+def named_paths(text: str) -> set[str]:
+    """Paths of the repository a page names in code spans (`worker/lookups/tasks.py`)."""
+    return set(REPO_PATH.findall(text))
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda page: page.name)
+def test_every_path_a_page_names_exists(page: Path) -> None:
+    missing = sorted(path for path in named_paths(page.read_text()) if not (ROOT / path).exists())
+    assert missing == [], f"{page.name} names paths that are not in the tree"
+
+
+def test_named_paths_are_found_with_or_without_a_test_name() -> None:
+    text = "see `worker/contract/errors.py` and `tests/unit/cli/test_batch.py::test_x`, `x/y.py`"
+    assert named_paths(text) == {"worker/contract/errors.py", "tests/unit/cli/test_batch.py"}
