@@ -30,8 +30,10 @@ def _uv() -> str:
     return found
 
 
-def _run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> str:
-    done = subprocess.run(
+def _attempt(
+    *command: str | Path, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [str(part) for part in command],
         capture_output=True,
         text=True,
@@ -40,6 +42,10 @@ def _run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path = RO
         cwd=cwd,
         check=False,
     )
+
+
+def _run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> str:
+    done = _attempt(*command, env=env, cwd=cwd)
     assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
     return done.stdout
 
@@ -73,17 +79,9 @@ def test_the_plain_install_cli_gets_an_answer_from_a_running_worker(
 ) -> None:
     # A working directory outside the checkout, so only the installed package is found.
     env = {**os.environ, "PYTHONPATH": ""}
-    out = subprocess.run(
-        [str(producer_venv / "bin" / "zipscore"), "lookup", "9000", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=producer_venv,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"zipcode": 9000, "risk_factor": "B", "exists": True}
+    zipscore = producer_venv / "bin" / "zipscore"
+    out = _run(zipscore, "lookup", "9000", "--json", env=env, cwd=producer_venv)
+    assert json.loads(out) == {"zipcode": 9000, "risk_factor": "B", "exists": True}
 
 
 def test_the_plain_install_client_asks_by_name(producer_venv: Path) -> None:
@@ -97,14 +95,7 @@ def test_the_plain_install_client_asks_by_name(producer_venv: Path) -> None:
 
 
 def test_the_plain_install_says_which_extra_database_commands_need(producer_venv: Path) -> None:
-    out = subprocess.run(
-        [str(producer_venv / "bin" / "zipscore"), "db", "migrate", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=producer_venv,
-        check=False,
-    )
+    out = _attempt(producer_venv / "bin" / "zipscore", "db", "migrate", "--json", cwd=producer_venv)
     assert out.returncode != 0
     error = json.loads(out.stdout or out.stderr)["error"]
     assert error["code"] == "BACKEND_UNAVAILABLE"

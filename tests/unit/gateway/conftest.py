@@ -70,26 +70,6 @@ def fast_api(
 
 
 @pytest.fixture
-def plain_client(
-    tmp_path: Path, cache: ResultCache, index_cache: IndexCache, batch_store: BatchStore
-) -> Client:
-    """The eager client (tasks in-process, fakeredis, memory stores); no API keys."""
-    return Client(
-        gateway_settings(tmp_path),
-        cache=cache,
-        index_cache=index_cache,
-        batch_store=batch_store,
-        timeout=1,
-    )
-
-
-@pytest.fixture
-def plain(plain_client: Client, index_eager: Sent) -> Iterator[TestClient]:
-    with TestClient(gateway.create_app(plain_client.settings, client=plain_client)) as api:
-        yield api
-
-
-@pytest.fixture
 def keyed_client(
     tmp_path: Path, cache: ResultCache, index_cache: IndexCache, batch_store: BatchStore
 ) -> Client:

@@ -14,8 +14,8 @@ from producer.gateway.docs import DOCS_ASSETS
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
-def test_the_docs_load_everything_from_this_server(plain: TestClient, page: str) -> None:
-    html = plain.get(page)
+def test_the_docs_load_everything_from_this_server(api: TestClient, page: str) -> None:
+    html = api.get(page)
     assert html.status_code == 200
     assert not re.search(r"(?i)(https?:)?//[a-z0-9]", html.text), "an external host"
     assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
@@ -23,7 +23,7 @@ def test_the_docs_load_everything_from_this_server(plain: TestClient, page: str)
     kinds = set()
     for asset in assets:
         assert asset.startswith(DOCS_ASSETS + "/"), asset
-        answer = plain.get(asset)
+        answer = api.get(asset)
         assert answer.status_code == 200, asset
         kind = answer.headers["content-type"].split(";")[0]
         expected = {".js": "javascript", ".css": "text/css", ".png": "image/png"}

@@ -120,8 +120,8 @@ def test_unknown_routes_and_methods_answer_in_the_contract_shape(api: TestClient
     ("code", "seconds"), [(ErrorCode.BACKEND_UNAVAILABLE, "5"), (ErrorCode.INDEX_UNAVAILABLE, "60")]
 )
 def test_a_503_from_the_backend_says_when_to_retry(
-    plain: TestClient,
-    plain_client: Client,
+    api: TestClient,
+    client: Client,
     monkeypatch: pytest.MonkeyPatch,
     code: ErrorCode,
     seconds: str,
@@ -129,7 +129,7 @@ def test_a_503_from_the_backend_says_when_to_retry(
     def refuse(*_: object, **__: object) -> None:
         raise ZipscoreError(code, "down")
 
-    monkeypatch.setattr(plain_client, "lookup", refuse)
-    response = plain.get("/zipcodes/9000")
+    monkeypatch.setattr(client, "lookup", refuse)
+    response = api.get("/zipcodes/9000")
     assert error(response) == (503, code.value)
     assert response.headers["retry-after"] == seconds

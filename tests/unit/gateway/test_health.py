@@ -78,17 +78,15 @@ def test_not_ready_when_redis_or_postgres_is_down(
     assert response.json()["checks"] == {"redis": "unreachable (ConnectionError)", **answer}
 
 
-def test_not_ready_says_when_to_retry(
-    plain_client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_not_ready_says_when_to_retry(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     def silent(*_: object, **__: object) -> dict[str, Any]:
         raise ZipscoreError(ErrorCode.TIMEOUT, "no answer from a worker within 2 s")
 
-    monkeypatch.setattr(plain_client, "call", silent)
+    monkeypatch.setattr(client, "call", silent)
     monkeypatch.setattr(
         "worker.contract.result_cache.redis_client", lambda url: fakeredis.FakeRedis()
     )
-    with TestClient(gateway.create_app(plain_client.settings, client=plain_client)) as api:
+    with TestClient(gateway.create_app(client.settings, client=client)) as api:
         response = api.get("/readyz")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"

@@ -59,16 +59,14 @@ def test_a_job_that_stops_after_it_started_is_logged_as_resumable(
 
 
 def test_busy_batch_slots_say_when_to_retry_on_create_and_on_resume(
-    plain_client: Client, index_eager: Sent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: Client, index_eager: Sent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    launcher = BatchLauncher(plain_client, max_running=1)
+    launcher = BatchLauncher(client, max_running=1)
     held = launcher.reserve()  # the one slot, taken by a batch still running
     monkeypatch.setattr(
-        plain_client, "batch_status", lambda job: held_job_status(tmp_path, "interrupted")
+        client, "batch_status", lambda job: held_job_status(tmp_path, "interrupted")
     )
-    with TestClient(
-        gateway.create_app(plain_client.settings, client=plain_client, launcher=launcher)
-    ) as api:
+    with TestClient(gateway.create_app(client.settings, client=client, launcher=launcher)) as api:
         created = api.post("/batches", content=b"zipcode\n9000\n")
         resumed = api.post(f"/batches/{JOB}/resume")
     held.release()
