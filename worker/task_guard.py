@@ -20,7 +20,7 @@ import redis
 
 from worker.celery_app import app
 from worker.contract.errors import ErrorCode, ZipscoreError
-from worker.contract.settings import TASK_RETRY_BACKOFF_MAX_SECONDS
+from worker.contract.settings.tasks import TASK_RETRY_BACKOFF_MAX_SECONDS
 from worker.lookups import zipcodes
 
 logger = logging.getLogger(__name__)

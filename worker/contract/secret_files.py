@@ -2,7 +2,7 @@
 
 `ZIPSCORE_DATABASE_PASSWORD_FILE` and `ZIPSCORE_REDIS_PASSWORD_FILE` name a file holding one
 password, so the password is never in an environment variable, a command line or a compose
-file. worker/contract/settings.py reads them once and sets the password into the URLs that
+file. worker/contract/settings/ reads them once and sets the password into the URLs that
 have none.
 `ZIPSCORE_GATEWAY_API_KEYS_FILE` names a file of the gateway's API keys, one a line.
 """

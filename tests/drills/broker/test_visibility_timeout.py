@@ -6,7 +6,7 @@ task). A sweep (`restore_visible`) puts every message older than the visibility 
 on its queue, whether or not a worker is still running it: another worker takes it and the
 task runs a second time, while the first run goes on. zipscore's settings refuse a
 visibility timeout under twice the hard time limit plus the longest retry countdown
-(`worker/contract/settings.py`), so no task may outlive it.
+(`worker/contract/settings/`), so no task may outlive it.
 
 Given two workers on the drill's own Redis (`-c 1`: a worker running the task takes nothing
 else), both sweeping for expired messages every second (`ops.drills.fast_restore`), and

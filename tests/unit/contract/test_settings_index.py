@@ -9,7 +9,8 @@ import pytest
 
 from tests.support.settings import make_settings
 from worker.contract.errors import ErrorCode, ZipscoreError
-from worker.contract.settings import STATBEL_URL, Settings
+from worker.contract.settings import Settings
+from worker.contract.settings.index import STATBEL_URL
 from worker.contract.validation import parse_base_year
 
 SUPPORTED = (1996, 2004, 2013, 2025)
