@@ -178,12 +178,17 @@ class Host:
         return self.network.spawn(argv, log=log, env=env, cwd=cwd, host=self)
 
     def run(
-        self, argv: Sequence[str], *, timeout: float = 60, env: Mapping[str, str] | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `argv` inside this host to its end; its output as text."""
         return subprocess.run(
             [IP, "netns", "exec", self.namespace, *argv],
-            capture_output=True, text=True, timeout=timeout, check=False,
+            capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd,
             env=self.network.environment(env),
         )  # fmt: skip
 
