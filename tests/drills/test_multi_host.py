@@ -10,9 +10,11 @@ the client and `zipscore score`. Each worker's share is counted from its own log
 - Lookups: every answer is right (checked against the sample table) and both hosts served
   some.
 - Batch: both hosts score chunks; the link of the second worker host is cut (`ip link set
-  down`) while it holds chunks. Those chunks are sent again once they are older than the
-  chunk deadline (10 s here), the other host scores them, and the job finishes with every
-  row once and in order (the output is compared byte for byte with the expected scoring).
+  down`) while it holds chunks (its processes are frozen for the instant between seeing a
+  chunk in its log and the cut, so the cut cannot miss). Those chunks are sent again once
+  they are older than the chunk deadline (10 s here), the other host scores them, and the
+  job finishes with every row once and in order (the output is compared byte for byte
+  with the expected scoring).
   Bound: the time from the cut to the end is at most the chunk deadline plus twice what
   the rest of the job would have taken at the rate before the cut, plus 20 s (start-up of
   resends, a loaded 2-core machine).
@@ -121,10 +123,18 @@ def test_a_batch_survives_a_worker_host_cut_off_and_its_return(
             and bool(in_hands(logs[1], score))
         )
 
-    wait_until(ready_to_cut, 300, "the second host to hold a chunk, a fifth of the job done", 0.01)
+    # Freeze the host the instant it holds a chunk, check it still does, then cut its link:
+    # the cut always lands while the host has work in hand (a chunk takes milliseconds).
+    while True:
+        wait_until(ready_to_cut, 300, "the second host to hold a chunk, a fifth done", 0.005)
+        net.freeze(net.hosts[1])
+        if in_hands(logs[1], score):
+            break
+        net.thaw(net.hosts[1])
+    held = in_hands(logs[1], score)
     cut_at = time.monotonic()
     net.cut(net.hosts[1])
-    held = in_hands(logs[1], score)
+    net.thaw(net.hosts[1])
     done_at_cut = int(job_progress(redis, prefix).get("chunks_done", 0))
     shares_at_cut = [sum(task_runs(log, score).values()) for log in logs]
     rate = done_at_cut / (cut_at - started)  # chunks per second, both hosts

@@ -262,7 +262,7 @@ class Network:
             for process in reversed(self.processes):
                 _stop(process)
             for host in self.hosts:
-                _kill_all(_namespace_pids(host.namespace))
+                _kill_all(_namespace_pids(host.namespace))  # SIGKILL ends stopped ones too
             _kill_all(_processes_of_run(self.token))
             for host in self.hosts:
                 _ip("netns", "delete", host.namespace, check=False)
@@ -343,6 +343,17 @@ class Network:
     def cut(self, host: Host) -> None:
         """Take the host's link down: its packets go nowhere, its connections hang."""
         _ip("link", "set", host.outer, "down")
+
+    def freeze(self, host: Host) -> None:
+        """SIGSTOP every process on the host (close() still ends them)."""
+        for pid in _namespace_pids(host.namespace):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self, host: Host) -> None:
+        for pid in _namespace_pids(host.namespace):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def restore(self, host: Host) -> None:
         _ip("link", "set", host.outer, "up")
