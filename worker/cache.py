@@ -88,6 +88,15 @@ class ResultCache:
 
 
 def redis_client(url: str) -> redis.Redis:
+    """A client of the Redis at `url`; of the group's primary when Redis is behind Sentinel."""
+    settings = get_settings()
+    if settings.sentinels and settings.sentinel_master:
+        from worker.broker_sentinel import master_client
+
+        return master_client(
+            url, settings.sentinel_addresses, settings.sentinel_master,
+            socket_connect_timeout=2, socket_timeout=5,
+        )  # fmt: skip
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
 

@@ -22,6 +22,7 @@ import worker.flower_guard  # connects Celery's import_modules signal: Flower's 
 import worker.log_setup  # noqa: F401  (connects Celery's setup_logging signal)
 from worker import (
     broker_memory,
+    broker_sentinel,
     broker_transport,
     redis_health,  # noqa: F401  (connects worker_ready: warns of an evicting Redis)
 )
@@ -53,11 +54,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "max_time_limit": settings.task_time_limit,
         "max_eta_messages": settings.max_eta_messages,
     }
+    broker, result_backend, behind_sentinel = settings.broker, settings.result_backend, {}
+    if settings.sentinels:  # worker/broker_sentinel.py: both follow the promoted primary
+        broker = broker_sentinel.sentinel_url(broker, settings.sentinel_addresses)
+        result_backend = broker_sentinel.sentinel_url(result_backend, settings.sentinel_addresses)
+        behind_sentinel = {"master_name": settings.sentinel_master}
+        transport.update(behind_sentinel)
     return {
-        "broker_url": settings.broker,
-        "result_backend": settings.result_backend,
+        "broker_url": broker,
+        "result_backend": result_backend,
         "broker_transport_options": transport,
         "result_backend_transport_options": {
+            **behind_sentinel,
             "global_keyprefix": prefix,
             # Give up reconnecting after ~1.5 s so a producer answers BACKEND_UNAVAILABLE
             # within its timeout instead of hanging (the default retries for ~20 s).
@@ -148,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     broker_transport.use()  # survives a broker restart with messages in hand
     quiet_decided_warnings()
     broker_memory.use()  # a result waits while Redis is out of memory
+    broker_sentinel.use()  # the same for sentinel:// broker and result URLs
     celery = Celery("zipscore", include=TASK_MODULES, task_cls=broker_memory.PatientTask)
     celery.conf.update(celery_config(settings or get_settings()))
     return celery

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     result_backend_url: RedisDsn | None = None
     cache_url: RedisDsn | None = None
     redis_prefix: str = Field(default="zipscore", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Redis behind Sentinel (worker/broker_sentinel.py): the Sentinels' host:port list and
+    # the group's name; the Redis URLs then give only the password and database number.
+    sentinels: Annotated[tuple[str, ...], NoDecode] = ()
+    sentinel_master: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     # Passwords from files (container secrets), set into the URLs above that have none.
     database_password_file: Path | None = None
     redis_password_file: Path | None = None
@@ -133,6 +137,36 @@ class Settings(BaseSettings):
         if not value or any(not 1900 <= year <= 2200 for year in value):
             raise ValueError("must be a comma-separated list of years such as 1996,2004,2013")
         return tuple(sorted(set(value)))
+
+    @field_validator("sentinels", mode="before")
+    @classmethod
+    def _comma_separated_sentinels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("sentinels")
+    @classmethod
+    def _host_and_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{address!r} is not host:port (e.g. 10.0.0.5:26379)")
+        return value
+
+    @model_validator(mode="after")
+    def _sentinels_name_their_group(self) -> Settings:
+        if bool(self.sentinels) != bool(self.sentinel_master):
+            raise ValueError(
+                "ZIPSCORE_SENTINELS and ZIPSCORE_SENTINEL_MASTER go together: set both or neither"
+            )
+        return self
+
+    @property
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        """The Sentinels as (host, port) pairs; empty when Redis is not behind Sentinel."""
+        pairs = (address.rpartition(":") for address in self.sentinels)
+        return tuple((host.strip("[]"), int(port)) for host, _, port in pairs)
 
     @field_validator("gateway_api_keys", mode="before")
     @classmethod
