@@ -145,5 +145,6 @@ def job_progress(client: redis.Redis, prefix: str) -> dict[str, Any]:
     for key in client.scan_iter(match=f"{prefix}:batch:job:*"):
         if not key.endswith(b":lease") and client.type(key) == b"hash":
             fields: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]
-            return {k.decode(): v.decode() for k, v in fields.items()}
+            record = {k.decode(): v.decode() for k, v in fields.items()}
+            return {**record, "job": key.decode().rsplit(":", 1)[-1]}
     return {}
