@@ -10,8 +10,9 @@ the client and `zipscore score`. Each worker's share is counted from its own log
 - Lookups: every answer is right (checked against the sample table) and both hosts served
   some.
 - Batch: both hosts score chunks; the link of the second worker host is cut (`ip link set
-  down`) while it holds chunks (its processes are frozen for the instant between seeing a
-  chunk in its log and the cut, so the cut cannot miss). Those chunks are sent again once
+  down`) while it holds a chunk not scored yet (its processes are frozen from the moment
+  its log shows a chunk received until the cut, which is made only if the message is
+  still unacknowledged and the chunk's output not in Redis). Those chunks are sent again once
   they are older than the chunk deadline (10 s here), the other host scores them, and the
   job finishes with every row once and in order (the output is compared byte for byte
   with the expected scoring).
@@ -27,9 +28,11 @@ Scaled: 50,000 rows in chunks of 1,000; full (`make drills`): 1,000,000 rows in 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -123,12 +126,26 @@ def test_a_batch_survives_a_worker_host_cut_off_and_its_return(
             and bool(in_hands(logs[1], score))
         )
 
-    # Freeze the host the instant it holds a chunk, check it still does, then cut its link:
-    # the cut always lands while the host has work in hand (a chunk takes milliseconds).
+    def unscored_in_hands() -> set[int]:
+        """Chunks the second host holds (unacknowledged) whose output is not in Redis yet."""
+        ids, found = in_hands(logs[1], score), set()
+        for raw in redis.hvals(f"{prefix}:unacked"):
+            envelope = json.loads(raw)[0]
+            if envelope["headers"]["id"] in ids:
+                message = json.loads(base64.b64decode(envelope["body"]))[0][0]
+                key = f"{prefix}:batch:{message['job']}:chunk:{message['chunk']}"
+                if not redis.exists(key):
+                    found.add(int(message["chunk"]))
+        return found
+
+    # Freeze the host the instant its log shows a chunk received, and cut its link only if
+    # it then holds a chunk not scored yet (a chunk takes milliseconds): the cut always
+    # lands mid-chunk.
     while True:
-        wait_until(ready_to_cut, 300, "the second host to hold a chunk, a fifth done", 0.005)
+        wait_until(ready_to_cut, 300, "the second host to hold a chunk, a fifth done", 0.002)
         net.freeze(net.hosts[1])
-        if in_hands(logs[1], score):
+        unscored = unscored_in_hands()
+        if unscored:
             break
         net.thaw(net.hosts[1])
     held = in_hands(logs[1], score)
@@ -147,7 +164,8 @@ def test_a_batch_survives_a_worker_host_cut_off_and_its_return(
     assert output == expected  # every row once, in order, scored right
     assert finished <= bound, (finished, bound)
     digest = hashlib.sha256(output).hexdigest()
-    resent = job_progress(redis, prefix).get("resubmitted", "?")
+    resent = int(job_progress(redis, prefix).get("resubmitted", 0))
+    assert resent >= len(unscored)  # the chunks cut off were sent again
 
     # The host comes back: its stale work ends one way or another, it serves again, and
     # the output file never changes.
@@ -175,12 +193,19 @@ def test_a_batch_survives_a_worker_host_cut_off_and_its_return(
         word: len(stale & set(task_runs(logs[1], score, word)))
         for word in ("succeeded", "failed", "reject", "retry")
     }
+    host_log = logs[1].read_text(errors="replace")
+    stale_outcomes["skipped, its chunk already written"] = sum(
+        1
+        for task_id in stale
+        if re.search(rf"{task_id}\] succeeded in [^\n]*'skipped': True", host_log)
+    )
     runs = [task_runs(log, score) for log in logs]
     total_runs = sum(sum(r.values()) for r in runs)
     unacked = sum(redis.hlen(k) for k in redis.scan_iter(match=f"{prefix}:unacked"))
     print(
         f"multi-host batch: {ROWS} rows, {chunks} chunks; shares at the cut {shares_at_cut}; "
-        f"cut with {len(held)} chunk(s) in the cut host's hands after {done_at_cut} chunks "
+        f"cut with {len(held)} chunk(s) in the cut host's hands ({len(unscored)} not scored "
+        f"yet) after {done_at_cut} chunks "
         f"({rate:.1f} chunks/s); finished {finished:.1f} s after the cut (bound {bound:.1f} s); "
         f"output identical; final shares {[sum(r.values()) for r in runs]}, "
         f"{total_runs - chunks} chunk run(s) beyond one per chunk; chunks sent again "
