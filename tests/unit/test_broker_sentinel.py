@@ -71,3 +71,27 @@ def test_sentinel_urls_use_zipscore_s_channel_and_result_backend() -> None:
     backend = app.backend
     assert isinstance(backend, broker_sentinel.PatientSentinelBackend)
     assert isinstance(backend, broker_memory.PatientBackend)
+
+
+def test_direct_clients_ask_the_sentinels_for_the_primary(monkeypatch: pytest.MonkeyPatch) -> None:
+    from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
+    from redis.sentinel import SentinelConnectionPool
+
+    from producer.gateway_cache import AsyncCacheReader
+    from worker.cache import redis_client
+    from worker.settings import get_settings
+
+    monkeypatch.setenv("ZIPSCORE_SENTINELS", SENTINELS)
+    monkeypatch.setenv("ZIPSCORE_SENTINEL_MASTER", "zipscore")
+    get_settings.cache_clear()
+    try:
+        client = redis_client("redis://:s3cret@ignored:6379/2")
+        pool = client.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        assert pool.service_name == "zipscore"
+        assert pool.connection_kwargs["db"] == 2
+        assert pool.connection_kwargs["password"] == "s3cret"
+        reader = AsyncCacheReader.from_settings(behind_sentinel())
+        assert isinstance(reader._redis.connection_pool, AsyncSentinelPool)
+    finally:
+        get_settings.cache_clear()
