@@ -78,6 +78,7 @@ def host_env(cluster: MultiHost, prefix: str) -> dict[str, str]:
     )  # fmt: skip
 
 
+@pytest.mark.timeout(scaled(300, 900))
 def test_lookups_are_served_by_workers_on_both_hosts(cluster: MultiHost) -> None:
     net = cluster.net
     env = host_env(cluster, f"{TEST_PREFIX}-mh-{uuid.uuid4().hex[:6]}")

@@ -68,6 +68,7 @@ def group_env(group: SentinelGroup, database: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.timeout(scaled(300, 900))
 def test_lookups_follow_the_promoted_replica_and_none_is_wrong(
     group: SentinelGroup, database: str, start_worker: StartWorker
 ) -> None:
