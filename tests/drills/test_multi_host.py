@@ -10,12 +10,12 @@ the client and `zipscore score`. Each worker's share is counted from its own log
 - Lookups: every answer is right (checked against the sample table) and both hosts served
   some.
 - Batch: both hosts score chunks; the link of the second worker host is cut (`ip link set
-  down`) while it holds a chunk not scored yet (its processes are frozen from the moment
-  its log shows a chunk received until the cut, which is made only if the message is
-  still unacknowledged and the chunk's output not in Redis). Those chunks are sent again once
-  they are older than the chunk deadline (10 s here), the other host scores them, and the
-  job finishes with every row once and in order (the output is compared byte for byte
-  with the expected scoring).
+  down`) while it holds a chunk not scored yet: the moment its log shows a chunk received,
+  its processes are frozen and its link cut; the cut is kept if the chunk's message is
+  still unacknowledged and its output not in Redis, else undone until the next chunk.
+  Those chunks are sent again once they are older than the chunk deadline (10 s here), the
+  other host scores them, and the job finishes with every row once and in order (the
+  output is compared byte for byte with the expected scoring).
   Bound: the time from the cut to the end is at most the chunk deadline plus twice what
   the rest of the job would have taken at the rate before the cut, plus 20 s (start-up of
   resends, a loaded 2-core machine).
@@ -139,19 +139,22 @@ def test_a_batch_survives_a_worker_host_cut_off_and_its_return(
                     found.add(int(message["chunk"]))
         return found
 
-    # Freeze the host the instant its log shows a chunk received, and cut its link only if
-    # it then holds a chunk not scored yet (a chunk takes milliseconds): the cut always
-    # lands mid-chunk.
+    # Freeze the host the instant its log shows a chunk received and cut its link (a frozen
+    # process's kernel still sends what it had written), then keep the cut only if the host
+    # holds a chunk whose output is not in Redis (a chunk takes milliseconds); else undo
+    # both and wait for the next chunk. So the cut always lands mid-chunk.
     while True:
         wait_until(ready_to_cut, 300, "the second host to hold a chunk, a fifth done", 0.002)
         net.freeze(net.hosts[1])
+        net.cut(net.hosts[1])
+        cut_at = time.monotonic()
+        time.sleep(0.05)  # what was on the wire before the cut has landed
         unscored = unscored_in_hands()
         if unscored:
             break
+        net.restore(net.hosts[1])
         net.thaw(net.hosts[1])
     held = in_hands(logs[1], score)
-    cut_at = time.monotonic()
-    net.cut(net.hosts[1])
     net.thaw(net.hosts[1])
     done_at_cut = int(job_progress(redis, prefix).get("chunks_done", 0))
     shares_at_cut = [sum(task_runs(log, score).values()) for log in logs]
@@ -201,6 +204,7 @@ def test_a_batch_survives_a_worker_host_cut_off_and_its_return(
         if re.search(rf"{task_id}\] succeeded in [^\n]*'skipped': True", host_log)
     )
     runs = [task_runs(log, score) for log in logs]
+    assert min(sum(r.values()) for r in runs) > 0  # both hosts scored chunks of the job
     total_runs = sum(sum(r.values()) for r in runs)
     unacked = sum(redis.hlen(k) for k in redis.scan_iter(match=f"{prefix}:unacked"))
     print(
