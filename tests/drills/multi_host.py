@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -75,6 +76,7 @@ class MultiHost:
         directory.mkdir(parents=True, exist_ok=True)
         self.redis_port = redis_port or free_port(net.gateway)
         self.postgres_port = 0
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}  # by name: the main process
 
     def start(self) -> MultiHost:
         (self.directory / "redis").mkdir(exist_ok=True)
@@ -132,6 +134,7 @@ class MultiHost:
             queues, name, concurrency=2, extra=("--without-mingle", "--without-gossip")
         )
         process = host.spawn(argv, log=log, env=env, cwd=ROOT)
+        self.workers[name] = process
         deadline = time.monotonic() + 90
         while "ready." not in log.read_text(errors="replace"):
             if process.poll() is not None or time.monotonic() > deadline:

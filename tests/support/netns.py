@@ -344,20 +344,23 @@ class Network:
         """Take the host's link down: its packets go nowhere, its connections hang."""
         _ip("link", "set", host.outer, "down")
 
-    def freeze(self, host: Host) -> None:
-        """SIGSTOP every process on the host (close() still ends them)."""
+    def freeze(self, host: Host, keep: Sequence[int] = ()) -> None:
+        """SIGSTOP every process on the host but those in `keep` (close() still ends them)."""
         for pid in _namespace_pids(host.namespace):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
+            if pid not in keep:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
 
     def thaw(self, host: Host) -> None:
         for pid in _namespace_pids(host.namespace):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
 
-    def restore(self, host: Host) -> None:
+    def restore(self, host: Host, wait: bool = True) -> None:
+        """Bring the host's link back; with `wait`, until it reaches the gateway again."""
         _ip("link", "set", host.outer, "up")
-        self._wait_reachable(host)
+        if wait:
+            self._wait_reachable(host)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
