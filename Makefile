@@ -15,7 +15,7 @@ RUNS ?= 2 3
 RUN_WARNINGS := $(if $(filter 0,$(shell id -u)),PYTHONWARNINGS=ignore::UserWarning:celery.platforms,)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
+.PHONY: help install browser test-tools run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ browser: ## install Debian's chromium for the dashboard test, when missing (need
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "make browser: run 'sudo apt-get install chromium' for the dashboard test" >&2; fi; }
+
+test-tools: ## install Debian's socat and redis-sentinel for the multi-host and failover drills, when missing (needs root)
+	@command -v socat >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat redis-sentinel >/dev/null; \
+	  else echo "make test-tools: run 'sudo apt-get install socat redis-sentinel' for the multi-host and failover drills" >&2; fi; }
 
 doctor: install ## check that Postgres and Redis answer
 	zipscore doctor
@@ -64,7 +70,7 @@ format: install ## apply ruff's formatting and fixes
 typecheck: install ## mypy, strict
 	mypy
 
-test: install browser lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
+test: install browser test-tools lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
 	@# Without Postgres and Redis the service tiers skip (CI fails instead), so the coverage
 	@# gate only holds when they run.
 	@gate=90; zipscore doctor >/dev/null 2>&1 || { gate=0; \
@@ -78,7 +84,7 @@ test-repeat: install ## run the whole suite again, once per RUNS (CI's repeatabi
 	done
 
 DRILLS_ARGS ?=
-drills: install ## full reliability drills (faults, hostile input, secrets) and the 60 s soak table
+drills: install test-tools ## full reliability drills (faults, hostile input, secrets) and the 60 s soak table
 	ZIPSCORE_DRILLS=full python -m pytest -m drill --no-cov -s --timeout 900 $(DRILLS_ARGS)
 	python -m ops.drills.soak --seconds 60 --phase-seconds 10
 

@@ -22,6 +22,7 @@ from worker.broker import (
     patient_results,
     readiness,  # noqa: F401  (connects worker_ready: warns of an evicting Redis)
 )
+from worker.broker import sentinel as broker_sentinel
 from worker.broker import transport as broker_transport
 from worker.contract import log_setup  # noqa: F401  (connects Celery's setup_logging signal)
 from worker.contract.messaging import messaging_config
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     broker_transport.use()  # survives a broker restart with messages in hand
     quiet_decided_warnings()
     patient_results.use()  # a result waits while Redis is out of memory
+    broker_sentinel.use()  # the same for sentinel:// broker and result URLs
     celery = Celery("zipscore", include=TASK_MODULES, task_cls=patient_results.PatientTask)
     celery.conf.update(celery_config(settings or get_settings()))
     return celery

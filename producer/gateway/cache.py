@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from redis.asyncio import sentinel as async_sentinel
 
 from worker.contract.index_cache import IndexCache
 from worker.contract.result_cache import ResultCache
@@ -42,6 +43,20 @@ class AsyncCacheReader:
         client = redis.asyncio.Redis.from_url(
             settings.cache, socket_connect_timeout=2, socket_timeout=5
         )
+        if settings.sentinels and settings.sentinel_master:  # follow the promoted primary
+            options = client.connection_pool.connection_kwargs
+            finder = async_sentinel.Sentinel(  # type: ignore[no-untyped-call]
+                list(settings.sentinel_addresses),
+                sentinel_kwargs={"socket_connect_timeout": 2, "socket_timeout": 5},
+            )
+            client = finder.master_for(
+                settings.sentinel_master,
+                db=options.get("db", 0),
+                username=options.get("username"),
+                password=options.get("password"),
+                socket_connect_timeout=2,
+                socket_timeout=5,
+            )
         return cls(client, settings.redis_prefix)
 
     async def lookup(self, kind: str, name: object) -> dict[str, Any] | None:

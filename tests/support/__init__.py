@@ -1,1 +1,2 @@
-"""Pytest plugins for the zipscore test suite; ``resources`` is the per-test resource monitor."""
+"""What the test tiers share: fakes, builders, servers, test hosts; `resources` is the
+per-test resource monitor plugin."""

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
+from worker.contract.sentinel import sentinel_url
 from worker.contract.settings import Settings
 from worker.contract.tasks import DEFAULT_QUEUE, QUEUES, ROUTES
 
@@ -21,10 +22,16 @@ from worker.contract.tasks import DEFAULT_QUEUE, QUEUES, ROUTES
 def messaging_config(settings: Settings) -> dict[str, Any]:
     """Broker, results, serialisation and routing: every choice derived from settings."""
     prefix = f"{settings.redis_prefix}:"
+    broker, result_backend, behind_sentinel = settings.broker, settings.result_backend, {}
+    if settings.sentinels:  # worker/contract/sentinel.py: both follow the promoted primary
+        broker = sentinel_url(broker, settings.sentinel_addresses)
+        result_backend = sentinel_url(result_backend, settings.sentinel_addresses)
+        behind_sentinel = {"master_name": settings.sentinel_master}
     return {
-        "broker_url": settings.broker,
-        "result_backend": settings.result_backend,
+        "broker_url": broker,
+        "result_backend": result_backend,
         "broker_transport_options": {
+            **behind_sentinel,
             # Keys of this deployment (or test run) never collide with another on one Redis.
             "global_keyprefix": prefix,
             # A message unacknowledged this long is handed to another worker: keep it above
@@ -35,6 +42,7 @@ def messaging_config(settings: Settings) -> dict[str, Any]:
             "retry_on_timeout": True,
         },
         "result_backend_transport_options": {
+            **behind_sentinel,
             "global_keyprefix": prefix,
             # Give up reconnecting after ~1.5 s so a producer answers BACKEND_UNAVAILABLE
             # within its timeout instead of hanging (the default retries for ~20 s).

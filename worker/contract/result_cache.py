@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from worker.contract.redis_errors import is_out_of_memory
+from worker.contract.sentinel import master_client
 from worker.contract.settings import Settings, get_settings
 
 LOOKUP = "lookup"
@@ -88,6 +89,13 @@ class ResultCache:
 
 
 def redis_client(url: str) -> redis.Redis:
+    """A client of the Redis at `url`; of the group's primary when Redis is behind Sentinel."""
+    settings = get_settings()
+    if settings.sentinels and settings.sentinel_master:
+        return master_client(
+            url, settings.sentinel_addresses, settings.sentinel_master,
+            socket_connect_timeout=2, socket_timeout=5,
+        )  # fmt: skip
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
 
