@@ -15,7 +15,7 @@ RUNS ?= 2 3
 RUN_WARNINGS := $(if $(filter 0,$(shell id -u)),PYTHONWARNINGS=ignore::UserWarning:celery.platforms,)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
+.PHONY: help install browser prometheus run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ browser: ## install Debian's chromium for the dashboard test, when missing (need
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "make browser: run 'sudo apt-get install chromium' for the dashboard test" >&2; fi; }
+
+prometheus: ## install Debian's prometheus (prometheus, promtool) for the monitoring tests, when missing (needs root)
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "make prometheus: run 'sudo apt-get install prometheus' for the monitoring tests" >&2; fi; }
 
 doctor: install ## check that Postgres and Redis answer
 	zipscore doctor
@@ -63,7 +69,7 @@ format: install ## apply ruff's formatting and fixes
 typecheck: install ## mypy, strict
 	mypy
 
-test: install browser lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
+test: install browser prometheus lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
 	@# Without Postgres and Redis the service tiers skip (CI fails instead), so the coverage
 	@# gate only holds when they run.
 	@gate=90; zipscore doctor >/dev/null 2>&1 || { gate=0; \
