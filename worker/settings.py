@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     max_eta_messages: int = Field(default=5_000, ge=1, le=1_000_000)
 
     log_format: str = Field(default="text", pattern=r"^(text|json)$")
+    # Prometheus metrics (docs: README "Monitoring"): off, nothing is recorded or served.
+    metrics: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9540, ge=1, le=65_535)
+    metrics_dir: Path = Path("var/metrics")
 
     statbel_url: AnyHttpUrl = AnyHttpUrl(STATBEL_URL)
     statbel_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
@@ -160,6 +165,18 @@ class Settings(BaseSettings):
                 self.gateway_api_keys = read_api_keys(self.gateway_api_keys_file)
             except ValueError as exc:
                 raise ValueError(f"ZIPSCORE_GATEWAY_API_KEYS_FILE: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_behind_keys(self) -> Settings:
+        """A worker's metrics listener beyond loopback needs the API keys (as a bearer)."""
+        from worker.telemetry.listener import is_loopback_host
+
+        if self.metrics and not self.gateway_api_keys and not is_loopback_host(self.metrics_host):
+            raise ValueError(
+                "ZIPSCORE_METRICS_HOST is beyond loopback: set ZIPSCORE_GATEWAY_API_KEYS(_FILE)"
+                " so the metrics listener asks for a key, or keep it on 127.0.0.1"
+            )
         return self
 
     @field_validator("index_refresh_cron")

@@ -22,7 +22,8 @@ import psycopg
 import redis
 from psycopg_pool import PoolTimeout
 
-import worker.db  # noqa: F401  (connects the signals that open each pool process's pool)
+import worker.db
+import worker.telemetry.metrics  # noqa: F401  (connects the signals that record task metrics)
 from worker import chunks, lookups, runtime, zipcodes
 from worker.celery_app import app
 from worker.errors import ErrorCode, ZipscoreError
