@@ -56,6 +56,7 @@ from typing import Any, BinaryIO, Protocol
 
 from pydantic import BaseModel
 
+from producer import metrics
 from producer.csv_chunks import (
     BOM,
     MB,
@@ -422,7 +423,9 @@ class BatchRunner:
                     reporter=reporter,
                     keeper=keeper,
                 ).run()
-            return _summary(job, self._job(job))
+            summary = _summary(job, self._job(job))
+            metrics.batch_finished(summary)
+            return summary
         except ZipscoreError as exc:
             refused = exc.code is ErrorCode.BAD_INPUT_FILE and not isinstance(exc, OutputBusy)
             if (refused or isinstance(exc, JobFailed)) and record and keeper.held():
@@ -680,6 +683,7 @@ class _JobLoop:
         if flight.task is not None:
             flight.attempts += 1
             self.resubmitted += 1
+            metrics.chunk_resent()
         if flight.attempts > self.settings.batch_max_attempts:
             raise ZipscoreError(
                 ErrorCode.BACKEND_UNAVAILABLE,

@@ -27,6 +27,7 @@ import kombu.exceptions
 import redis
 from pydantic import BaseModel
 
+from producer import metrics
 from producer.batch import BatchRunner, BatchSummary, JobStatus, ProgressFactory
 from worker.batch_store import BatchStore, batch_store_from_settings
 from worker.broker_memory import is_out_of_memory
@@ -161,17 +162,26 @@ class Client:
         `timeout` (default ZIPSCORE_LOOKUP_TIMEOUT) bounds the wait for a worker, as it
         does for every question below.
         """
-        number = parse_zipcode(zipcode)
-        return self._ask(LookupResult, LOOKUP, number, "zipcodes.lookup", timeout)
+        with metrics.asked("lookup") as asked:
+            number = parse_zipcode(zipcode)
+            found = self._ask(LookupResult, LOOKUP, number, "zipcodes.lookup", timeout, asked=asked)
+            return asked.answered(found)
 
     def by_risk_factor(
         self, risk_factor: str, *, timeout: float | None = None
     ) -> RiskFactorListing:
         """Every zipcode carrying `risk_factor`, ascending."""
-        factor = parse_risk_factor(risk_factor)
-        return self._ask(
-            RiskFactorListing, BY_RISK_FACTOR, factor, "zipcodes.by_risk_factor", timeout
-        )
+        with metrics.asked("risk_factor") as asked:
+            factor = parse_risk_factor(risk_factor)
+            listing = self._ask(
+                RiskFactorListing,
+                BY_RISK_FACTOR,
+                factor,
+                "zipcodes.by_risk_factor",
+                timeout,
+                asked=asked,
+            )
+            return asked.answered(listing)
 
     def index(
         self, base_year: int | str | None = None, *, timeout: float | None = None
@@ -182,6 +192,12 @@ class Client:
             ZipscoreError: WRONG_YEAR (refused before sending), INDEX_UNAVAILABLE when no
                 refresh has succeeded yet, TIMEOUT or BACKEND_UNAVAILABLE.
         """
+        with metrics.asked("index") as asked:
+            return asked.answered(self._index(base_year, timeout, asked))
+
+    def _index(
+        self, base_year: int | str | None, timeout: float | None, asked: metrics.Asked
+    ) -> IndexAnswer:
         supported = self.settings.index_base_years
         year = parse_base_year(
             self.settings.index_default_base_year if base_year is None else base_year, supported
@@ -191,6 +207,7 @@ class Client:
         except redis.RedisError:
             cached = None  # the cache is an optimisation: the queue still answers
         if cached is not None:
+            asked.source = "cache"
             answer = with_staleness(cached, self.settings.index_stale_after_seconds, utcnow())
             return IndexAnswer.model_validate(answer)
         return IndexAnswer.model_validate(self.call("index.latest", year, timeout=timeout))
@@ -219,10 +236,18 @@ class Client:
         return RefreshReport.model_validate(report)
 
     def _ask(
-        self, model: type[Answer], kind: str, key: int | str, task: str, timeout: float | None
+        self,
+        model: type[Answer],
+        kind: str,
+        key: int | str,
+        task: str,
+        timeout: float | None,
+        *,
+        asked: metrics.Asked,
     ) -> Answer:
         cached = self._cached(kind, key)
         if cached is not None:
+            asked.source = "cache"
             logger.info("cache hit %s %s: no task sent", kind, key)
             return model.model_validate(cached)
         return model.model_validate(self.call(task, key, timeout=timeout))

@@ -48,6 +48,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from producer import metrics, metrics_route
 from producer.batch import JOB_ID, JobProgress, JobStatus
 from producer.client import Client, IndexAnswer, LookupResult, RiskFactorListing
 from producer.gateway_auth import ApiKeys
@@ -335,6 +336,7 @@ def create_app(
     _health_routes(app, context)
     _question_routes(app, context)
     _batch_routes(app, context)
+    metrics_route.install(app, settings, context.guarded)
     _docs_routes(app)
     _openapi_without_422(app)
     return app
@@ -515,9 +517,12 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
     async def lookup(zipcode: str) -> LookupResult:
         """The risk factor of one zipcode (1000-9999); `exists: false` when not in the table."""
         arrived = time.monotonic()
-        number = parse_zipcode(zipcode)  # pure: a refused input never leaves the loop
-        if reader is not None and (cached := await reader.lookup(LOOKUP, number)) is not None:
-            return LookupResult.model_validate(cached)
+        with metrics.asked("lookup") as asked:  # the client counts what it answers
+            number = parse_zipcode(zipcode)  # pure: a refused input never leaves the loop
+            if reader is not None and (cached := await reader.lookup(LOOKUP, number)):
+                asked.source = "cache"
+                return asked.answered(LookupResult.model_validate(cached))
+            asked.passed_on()
         return await gate.ask(lambda left: client.lookup(number, timeout=left), run, arrived)
 
     @app.get(
@@ -546,9 +551,12 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
     ) -> RiskFactorListing:
         """Every zipcode carrying a risk factor, ascending."""
         arrived = time.monotonic()
-        factor = parse_risk_factor(risk_factor)
-        if reader is not None and (cached := await reader.lookup(BY_RISK_FACTOR, factor)):
-            return RiskFactorListing.model_validate(cached)
+        with metrics.asked("risk_factor") as asked:
+            factor = parse_risk_factor(risk_factor)
+            if reader is not None and (cached := await reader.lookup(BY_RISK_FACTOR, factor)):
+                asked.source = "cache"
+                return asked.answered(RiskFactorListing.model_validate(cached))
+            asked.passed_on()
         return await gate.ask(
             lambda left: client.by_risk_factor(factor, timeout=left), run, arrived
         )
@@ -595,12 +603,16 @@ def _question_routes(app: FastAPI, context: _Context) -> None:
             raise ZipscoreError(ErrorCode.WRONG_YEAR, "base_year and year disagree: give one")
         chosen = base_year if base_year is not None else year
         supported = settings.index_base_years
-        number = parse_base_year(
-            settings.index_default_base_year if chosen is None else chosen, supported
-        )
-        if reader is not None and (cached := await reader.index(number)) is not None:
-            stale_after = settings.index_stale_after_seconds
-            return IndexAnswer.model_validate(with_staleness(cached, stale_after, utcnow()))
+        with metrics.asked("index") as asked:
+            number = parse_base_year(
+                settings.index_default_base_year if chosen is None else chosen, supported
+            )
+            if reader is not None and (cached := await reader.index(number)) is not None:
+                asked.source = "cache"
+                stale_after = settings.index_stale_after_seconds
+                entry = with_staleness(cached, stale_after, utcnow())
+                return asked.answered(IndexAnswer.model_validate(entry))
+            asked.passed_on()
         return await gate.ask(lambda left: client.index(number, timeout=left), run, arrived)
 
 
