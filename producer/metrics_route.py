@@ -1,9 +1,12 @@
 """The gateway's `/metrics`: the producer's series and the deployment's, for Prometheus.
 
-Served only with ZIPSCORE_METRICS=true (404 otherwise), behind the same API keys as every
-question route: with keys configured a scrape needs `Authorization: Bearer <key>` (Prometheus:
-`authorization: {credentials_file: ...}`), and without keys the gateway listens on loopback
-only (`zipscore serve` refuses otherwise), so no listener beyond loopback answers unasked.
+Served only with ZIPSCORE_METRICS=true (404 otherwise). Who may scrape: with
+ZIPSCORE_METRICS_KEYS(_FILE) a holder of one of those keys, which read metrics and nothing
+else (Prometheus's key need not be one that can score batches); without them, as every
+question route, a holder of an API key when keys are configured. A scrape without a key is
+401 (Prometheus sends one with `authorization: {credentials_file: ...}`). A gateway with
+neither kind of key listens on loopback only (`zipscore serve` refuses otherwise), so no
+listener beyond loopback answers a scrape unasked.
 The body is built on a thread: the deployment's series cost a Redis round trip.
 """
 
@@ -12,12 +15,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.params import Depends as Dependency
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from producer import metrics
+from producer.gateway_auth import ApiKeys
 from worker.contract.metrics import DeploymentCollector
 from worker.settings import Settings
 
@@ -48,6 +52,8 @@ def install(app: FastAPI, settings: Settings, guarded: Sequence[Dependency]) -> 
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    if settings.metrics_keys:
+        guarded = [Depends(ApiKeys(settings.metrics_keys).dependency())]
     app.add_api_route(
         "/metrics",
         scrape,

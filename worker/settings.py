@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9540, ge=1, le=65_535)
     metrics_dir: Path = Path("var/metrics")
+    # Keys that may read /metrics and nothing else (Prometheus's): comma-separated, or a file.
+    metrics_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
+    metrics_keys_file: Path | None = None
 
     statbel_url: AnyHttpUrl = AnyHttpUrl(STATBEL_URL)
     statbel_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
@@ -167,17 +170,47 @@ class Settings(BaseSettings):
                 raise ValueError(f"ZIPSCORE_GATEWAY_API_KEYS_FILE: {exc}") from None
         return self
 
+    @field_validator("metrics_keys", mode="before")
+    @classmethod
+    def _comma_separated_metrics_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
     @model_validator(mode="after")
     def _metrics_behind_keys(self) -> Settings:
-        """A worker's metrics listener beyond loopback needs the API keys (as a bearer)."""
+        """Scrape keys from the variable or the file; a worker's metrics listener beyond
+        loopback needs keys (as a bearer)."""
         from worker.telemetry.listener import is_loopback_host
 
-        if self.metrics and not self.gateway_api_keys and not is_loopback_host(self.metrics_host):
+        if self.metrics_keys and self.metrics_keys_file is not None:
             raise ValueError(
-                "ZIPSCORE_METRICS_HOST is beyond loopback: set ZIPSCORE_GATEWAY_API_KEYS(_FILE)"
-                " so the metrics listener asks for a key, or keep it on 127.0.0.1"
+                "ZIPSCORE_METRICS_KEYS and ZIPSCORE_METRICS_KEYS_FILE are both set:"
+                " keep the keys in one place"
+            )
+        for number, key in enumerate(self.metrics_keys, 1):
+            try:
+                check_api_key(key)
+            except ValueError as exc:
+                raise ValueError(f"ZIPSCORE_METRICS_KEYS: key {number} {exc}") from None
+        if self.metrics_keys_file is not None:
+            try:
+                self.metrics_keys = read_api_keys(self.metrics_keys_file)
+            except ValueError as exc:
+                raise ValueError(f"ZIPSCORE_METRICS_KEYS_FILE: {exc}") from None
+        if self.metrics and not self.scrape_keys and not is_loopback_host(self.metrics_host):
+            raise ValueError(
+                "ZIPSCORE_METRICS_HOST is beyond loopback: set ZIPSCORE_METRICS_KEYS_FILE"
+                " (or ZIPSCORE_METRICS_KEYS) so the metrics listener asks for a key, or keep"
+                " it on 127.0.0.1"
             )
         return self
+
+    @property
+    def scrape_keys(self) -> tuple[str, ...]:
+        """The keys a scrape of /metrics may present: the metrics keys when there are any,
+        else the gateway's API keys."""
+        return self.metrics_keys or self.gateway_api_keys
 
     @field_validator("index_refresh_cron")
     @classmethod

@@ -135,6 +135,19 @@ def test_gateway_metrics_need_a_key_when_keys_are_configured(
     metrics.record(False)
 
 
+def test_a_metrics_key_reads_metrics_and_nothing_else(
+    tmp_path: Path, client: Client, eager: list[Any]
+) -> None:
+    scraper = "m3trics-0123456789abcdef-ro"
+    keyed = settings(tmp_path, metrics=True, gateway_api_keys=(KEY,), metrics_keys=(scraper,))
+    with TestClient(gateway.create_app(keyed, client=client)) as api:
+        assert api.get("/metrics", headers=auth()).status_code == 401  # an API key: no
+        assert api.get("/metrics", headers=auth(scraper)).status_code == 200
+        assert api.get("/zipcodes/9000", headers=auth(scraper)).status_code == 401
+    assert keyed.scrape_keys == (scraper,)
+    metrics.record(False)
+
+
 def test_gateway_has_no_metrics_when_they_are_off(tmp_path: Path, client: Client) -> None:
     with TestClient(gateway.create_app(settings(tmp_path), client=client)) as api:
         assert api.get("/metrics").status_code == 404
@@ -164,6 +177,8 @@ def test_a_metrics_listener_beyond_loopback_needs_keys(settings_error: Any) -> N
     open_host = "0.0.0.0"
     message = settings_error({"ZIPSCORE_METRICS": "true", "ZIPSCORE_METRICS_HOST": open_host})
     assert "ZIPSCORE_METRICS_HOST is beyond loopback" in message
+    keys = {"ZIPSCORE_METRICS_KEYS": "k3y-0123456789abcdef-one", "ZIPSCORE_METRICS_KEYS_FILE": "x"}
+    assert "both set" in settings_error(keys)
     assert is_loopback_host("127.0.0.1")
     assert is_loopback_host("::1")
     assert is_loopback_host("localhost")

@@ -3,10 +3,11 @@
     server = serve(registry, "127.0.0.1", 9540, keys=())   # GET /metrics, in a thread
     server.shutdown()
 
-Every listener of zipscore beyond loopback asks for a key: with keys configured (the
-deployment's ZIPSCORE_GATEWAY_API_KEYS(_FILE)) a scrape without `Authorization: Bearer
-<key>` is answered 401, whatever the address; the settings refuse a non-loopback address
-without keys. Keys are compared as SHA-256 digests with `hmac.compare_digest`.
+Every listener of zipscore beyond loopback asks for a key: with keys configured
+(ZIPSCORE_METRICS_KEYS(_FILE), keys that read metrics and nothing else; else the gateway's API
+keys) a scrape without `Authorization: Bearer <key>` is answered 401, whatever the address;
+the settings refuse a non-loopback address without keys. Keys are compared as SHA-256
+digests with `hmac.compare_digest`.
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ def serve(settings: Settings | None = None) -> None:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(_node.series.directory))
     _node.server = listen(
-        registry, settings.metrics_host, settings.metrics_port, settings.gateway_api_keys
+        registry, settings.metrics_host, settings.metrics_port, settings.scrape_keys
     )
     logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
 
