@@ -15,7 +15,7 @@ RUNS ?= 2 3
 RUN_WARNINGS := $(if $(filter 0,$(shell id -u)),PYTHONWARNINGS=ignore::UserWarning:celery.platforms,)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser prometheus run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
+.PHONY: help install browser prometheus run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-metrics bench-pressure profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -99,14 +99,19 @@ mutation: install ## mutation testing of the core rules with mutmut, and the sco
 
 BENCH_ARGS ?=
 GATEWAY_BENCH_ARGS ?=
-bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Polars side by side), then the gateway's
+METRICS_BENCH_ARGS ?=
+bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Polars side by side), the gateway's, the cost of metrics
 	@# Bytecode once, so worker and CLI start-up do not recompile every module.
 	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
 	python ops/bench/batch_bench.py $(BENCH_ARGS)
 	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
+	python -m ops.bench.metrics_cost $(METRICS_BENCH_ARGS)
 
 bench-gateway: install ## gateway benchmark: 64 HTTP clients, off-loop vs blocking handlers
 	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
+
+bench-metrics: install ## the cost of metrics on the lookup round trip: off and on in the same run
+	python -m ops.bench.metrics_cost $(METRICS_BENCH_ARGS)
 
 bench-pressure: install ## the gateway with no worker: 100 uncached lookups and 6 concurrent 60 MB uploads
 	python -m ops.bench.gateway_pressure

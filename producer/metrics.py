@@ -18,6 +18,7 @@ Series (recorded only with ZIPSCORE_METRICS=true; the gateway serves them on /me
 
 from __future__ import annotations
 
+import functools
 import time
 from types import TracebackType
 from typing import Any, TypeVar
@@ -95,8 +96,15 @@ class Asked:
         outcome = self.outcome or "error"
         if isinstance(exc, ZipscoreError) and exc.code.is_refused_input:
             outcome, self.source = "refused", "none"
-        LOOKUPS.labels(self.question, outcome, self.source).inc()
-        LATENCY.labels(self.question, self.source).observe(time.perf_counter() - self.started)
+        count, latency = _children(self.question, outcome, self.source)
+        count.inc()
+        latency.observe(time.perf_counter() - self.started)
+
+
+@functools.cache
+def _children(question: str, outcome: str, source: str) -> tuple[Any, Any]:
+    """The labelled series of a question (found once: `labels()` costs more than `inc()`)."""
+    return LOOKUPS.labels(question, outcome, source), LATENCY.labels(question, source)
 
 
 def asked(question: str) -> Asked:

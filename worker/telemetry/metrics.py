@@ -22,6 +22,7 @@ Off (the default, ZIPSCORE_METRICS=false) nothing is recorded, no file written, 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -69,7 +70,7 @@ RUNTIME_BUCKETS = (
 TASK_LABELS = ("name", "hostname", "queue_name")
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity (a cache key)
 class _Series:
     started: Any
     succeeded: Any
@@ -191,6 +192,23 @@ def stop() -> None:
         _node.server = None
 
 
+@functools.cache
+def _task_series(series: _Series, name: str, queue: str) -> tuple[Any, Any, Any]:
+    """A task's started, succeeded and runtime series (found once per process)."""
+    labels = (name, series.hostname, queue)
+    return (
+        series.started.labels(*labels),
+        series.succeeded.labels(*labels),
+        series.runtime.labels(*labels),
+    )
+
+
+def _of(task: Any) -> tuple[Any, Any, Any]:
+    assert _node.series is not None
+    name, _, queue = _labels(task)
+    return _task_series(_node.series, name, queue)
+
+
 def _labels(task: Any) -> tuple[str, str, str]:
     request = getattr(task, "request", None)
     delivery = getattr(request, "delivery_info", None) or {}
@@ -217,7 +235,7 @@ def _on_shutdown(**_: Any) -> None:
 def _on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     if _node.series is not None and task_id is not None:
         _node.series.clocks[task_id] = time.perf_counter()
-        _node.series.started.labels(*_labels(task)).inc()
+        _of(task)[0].inc()
 
 
 @task_postrun.connect
@@ -225,14 +243,14 @@ def _on_postrun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     if _node.series is not None and task_id is not None:
         began = _node.series.clocks.pop(task_id, None)
         if began is not None:
-            _node.series.runtime.labels(*_labels(task)).observe(time.perf_counter() - began)
+            _of(task)[2].observe(time.perf_counter() - began)
 
 
 @task_success.connect
 def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     if _node.series is None:
         return
-    _node.series.succeeded.labels(*_labels(sender)).inc()
+    _of(sender)[1].inc()
     if getattr(sender, "name", "") == "batch.score_chunk" and isinstance(result, dict):
         for outcome in ("ok", "unknown", "invalid"):
             count = result.get(outcome)

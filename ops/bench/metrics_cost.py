@@ -1,0 +1,224 @@
+"""The cost of metrics on the lookup round trip: metrics off and on, in the same run.
+
+    python -m ops.bench.metrics_cost [--rounds 6] [--misses 200] [--hits 2000]
+
+Two prefork workers (`-c 2`, queue `lookups`) run side by side on one throwaway database,
+each with a Redis prefix of its own: one with ZIPSCORE_METRICS=false, one with it true (its
+node's port scraped every second from a thread here, harsher than Prometheus's usual 15 s).
+Rounds alternate between them, each in a fresh producer process with the same setting, so
+drift on a shared machine falls on both sides alike. A miss is `Client.lookup` of a zipcode
+not asked before (the queue and a worker, both sides' metrics); a hit, of one already cached
+(the producer's metrics only). The cost is the difference of the medians of the rounds'
+means, against the off side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ops import celery_worker  # noqa: E402
+from ops.bench.batch_bench import environment  # noqa: E402
+from tests.support.prometheus import free_port  # noqa: E402
+
+LIMIT_PERCENT = 5.0
+
+
+def child(first: int, misses: int, hits: int) -> None:
+    """One round, in this process: `misses` new zipcodes from `first`, then `hits` cached."""
+    from producer.client import Client
+
+    client = Client()
+    client.lookup(9999)  # warm the connections (not measured)
+    zipcodes = list(range(first, first + misses))
+    timings: dict[str, list[float]] = {"miss": [], "hit": []}
+    for zipcode in zipcodes:
+        began = time.perf_counter()
+        client.lookup(zipcode)
+        timings["miss"].append((time.perf_counter() - began) * 1000)
+    for index in range(hits):
+        began = time.perf_counter()
+        client.lookup(zipcodes[index % len(zipcodes)])
+        timings["hit"].append((time.perf_counter() - began) * 1000)
+    print(json.dumps(timings))
+
+
+def micro(calls: int) -> None:
+    """The instrumentation alone, in this process: microseconds a question's and a task's
+    metrics take, recorded (multiprocess files, as a worker) against not recorded."""
+    from types import SimpleNamespace
+
+    from producer import metrics as producer_metrics
+    from worker.settings import Settings
+    from worker.telemetry import metrics as worker_metrics
+
+    task = SimpleNamespace(
+        name="zipcodes.lookup",
+        request=SimpleNamespace(delivery_info={"routing_key": "lookups"}),
+    )
+    answer = SimpleNamespace(exists=True)
+
+    def question() -> None:
+        with producer_metrics.asked("lookup") as asked:
+            asked.answered(answer)
+
+    def task_run() -> None:
+        worker_metrics._on_prerun(task_id="t", task=task)
+        worker_metrics._on_success(sender=task, result={})
+        worker_metrics._on_postrun(task_id="t", task=task)
+
+    def per_call(call: object) -> float:
+        began = time.perf_counter()
+        for _ in range(calls):
+            call()  # type: ignore[operator]
+        return (time.perf_counter() - began) / calls * 1e6
+
+    producer_metrics.record(False)
+    off = {"question": per_call(question), "task": per_call(task_run)}
+    producer_metrics.record(True)
+    on = {"question": per_call(question)}  # a producer's values: in process memory
+    # A worker's: in its node's multiprocess files, as under the prefork pool.
+    directory = Path(tempfile.mkdtemp(prefix="zipscore-metrics-micro-"))
+    worker_metrics.start("micro@bench", Settings(metrics=True, metrics_dir=directory))
+    on["task"] = per_call(task_run)
+    print(json.dumps({"off": off, "on": on}))
+
+
+def run_round(env: dict[str, str], first: int, misses: int, hits: int) -> dict[str, list[float]]:
+    command = [sys.executable, "-m", "ops.bench.metrics_cost", "--child", str(first)]
+    command += ["--misses", str(misses), "--hits", str(hits)]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    timings: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return timings
+
+
+def scrape_every_second(url: str, stop: threading.Event, count: list[int]) -> None:
+    while not stop.wait(1.0):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 (loopback)
+                answer.read()
+            count[0] += 1
+        except OSError:
+            pass
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--misses", type=int, default=200)
+    parser.add_argument("--hits", type=int, default=2000)
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--micro", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child, args.misses, args.hits)
+        return 0
+    if args.micro is not None:
+        micro(args.micro)
+        return 0
+    if args.rounds * args.misses > 8_000:
+        parser.error("--rounds times --misses must stay under 8000 (the zipcodes to ask)")
+
+    workdir = Path(tempfile.mkdtemp(prefix="zipscore-metrics-cost-"))
+    port = free_port()
+    with environment() as env:
+        sides = {
+            "off": {**env.vars, "ZIPSCORE_REDIS_PREFIX": f"{env.prefix}-off"},
+            "on": {
+                **env.vars,
+                "ZIPSCORE_REDIS_PREFIX": f"{env.prefix}-on",
+                "ZIPSCORE_METRICS": "true",
+                "ZIPSCORE_METRICS_PORT": str(port),
+                "ZIPSCORE_METRICS_DIR": str(workdir / "metrics"),
+            },
+        }
+        sides["off"]["ZIPSCORE_METRICS"] = "false"
+        workers = {
+            name: celery_worker.start(
+                side,
+                workdir / f"worker-{name}.log",
+                celery_worker.command("lookups", f"bench-metrics-{name}-{env.run_id}"),
+            )
+            for name, side in sides.items()
+        }
+        stop, scrapes = threading.Event(), [0]
+        scraper = threading.Thread(
+            target=scrape_every_second,
+            args=(f"http://127.0.0.1:{port}/metrics", stop, scrapes),
+            daemon=True,
+        )
+        scraper.start()
+        results: dict[str, dict[str, list[list[float]]]] = {
+            name: {"miss": [], "hit": []} for name in sides
+        }
+        try:
+            for number in range(args.rounds):
+                order = ("off", "on") if number % 2 == 0 else ("on", "off")
+                for name in order:
+                    first = 1000 + number * args.misses
+                    timings = run_round(sides[name], first, args.misses, args.hits)
+                    for path, samples in timings.items():
+                        results[name][path].append(samples)
+        finally:
+            stop.set()
+            for process in workers.values():
+                process.terminate()
+            for process in workers.values():
+                process.wait(30)
+    print(
+        f"lookup round trip, metrics off and on: {args.rounds} alternating rounds of "
+        f"{args.misses} misses and {args.hits} hits each, prefork workers (-c 2), "
+        f"the 'on' worker scraped {scrapes[0]} times (every second)"
+    )
+    header = f"{'path':<8}{'metrics':<9}{'n':>7}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}"
+    print(f"{header}{'median of round means':>24}")
+    worst = 0.0
+    for path in ("miss", "hit"):
+        medians = {}
+        for name in ("off", "on"):
+            rounds = results[name][path]
+            samples = [value for one in rounds for value in one]
+            medians[name] = statistics.median(statistics.fmean(one) for one in rounds)
+            print(
+                f"{path:<8}{name:<9}{len(samples):>7}{percentile(samples, 0.5):>9.3f}"
+                f"{percentile(samples, 0.99):>9.3f}{statistics.fmean(samples):>9.3f}"
+                f"{medians[name]:>24.3f}"
+            )
+        cost = (medians["on"] - medians["off"]) / medians["off"] * 100
+        worst = max(worst, cost)
+        print(f"{path:<8}cost of metrics: {cost:+.1f} % (limit {LIMIT_PERCENT:.0f} %)")
+    report_alone(100_000)
+    return 0 if worst < LIMIT_PERCENT else 1
+
+
+def report_alone(calls: int) -> None:
+    command = [sys.executable, "-m", "ops.bench.metrics_cost", "--micro", str(calls)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    alone = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"instrumentation alone ({calls} calls each, microseconds a call):")
+    for part, where in (("question", "producer, per question"), ("task", "worker, per task")):
+        off, on = alone["off"][part], alone["on"][part]
+        print(f"  {where:<24} off {off:6.2f}  on {on:6.2f}  (+{on - off:.2f} us)")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())
