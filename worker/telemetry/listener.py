@@ -17,11 +17,12 @@ import hmac
 import ipaddress
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
+if TYPE_CHECKING:  # the settings import this module: prometheus-client only when serving
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import ThreadingWSGIServer
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -74,6 +75,9 @@ def serve(
     registry: CollectorRegistry, host: str, port: int, keys: Iterable[str]
 ) -> ThreadingWSGIServer:
     """Serve `registry` at http://host:port/metrics from a daemon thread."""
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
     app = guarded(make_wsgi_app(registry), keys)
     server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
