@@ -57,8 +57,11 @@ class JsonFormatter(logging.Formatter):
 def configure(
     level: int | str = logging.INFO, log_format: str | None = None, stream: TextIO | None = None
 ) -> None:
-    """Route every logger to one handler (stderr by default) in the chosen format."""
-    chosen = log_format or get_settings().log_format
+    """Route every logger to one handler (stderr by default) in the chosen format, at
+    ZIPSCORE_LOG_LEVEL when it is set, else at `level` (the process's own default)."""
+    settings = get_settings()
+    chosen = log_format or settings.log_format
+    level = settings.log_level.upper() if settings.log_level else level
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(TaskContext())
     handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(TEXT_FORMAT))

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     max_eta_messages: int = Field(default=5_000, ge=1, le=1_000_000)
 
     log_format: str = Field(default="text", pattern=r"^(text|json)$")
+    # Every process's level when set (the worker's --loglevel, the gateway's INFO, the CLI's
+    # quiet default otherwise).
+    log_level: str | None = Field(default=None, pattern=r"^(?i:debug|info|warning|error|critical)$")
     # Prometheus metrics (docs: README "Monitoring"): off, nothing is recorded or served.
     metrics: bool = False
     metrics_host: str = "127.0.0.1"
