@@ -32,6 +32,7 @@ from producer.batch import BatchRunner, BatchSummary, JobStatus, ProgressFactory
 from worker.batch_store import BatchStore, batch_store_from_settings
 from worker.broker_memory import is_out_of_memory
 from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
+from worker.contract import tracing
 from worker.errors import ErrorCode, ZipscoreError
 from worker.index_cache import IndexCache, index_cache_from_settings, utcnow, with_staleness
 from worker.settings import Settings, get_settings
@@ -113,6 +114,7 @@ class Client:
         self._cache = cache or cache_from_settings(self.settings)
         self._index_cache = index_cache or index_cache_from_settings(self.settings)
         self._batch_store = batch_store
+        tracing.setup("zipscore-producer")  # once per process, when OTEL_* asks for traces
 
     @property
     def app(self) -> Any:
@@ -162,7 +164,7 @@ class Client:
         `timeout` (default ZIPSCORE_LOOKUP_TIMEOUT) bounds the wait for a worker, as it
         does for every question below.
         """
-        with metrics.asked("lookup") as asked:
+        with metrics.asked("lookup") as asked, tracing.span("zipscore.lookup"):
             number = parse_zipcode(zipcode)
             found = self._ask(LookupResult, LOOKUP, number, "zipcodes.lookup", timeout, asked=asked)
             return asked.answered(found)
@@ -171,7 +173,7 @@ class Client:
         self, risk_factor: str, *, timeout: float | None = None
     ) -> RiskFactorListing:
         """Every zipcode carrying `risk_factor`, ascending."""
-        with metrics.asked("risk_factor") as asked:
+        with metrics.asked("risk_factor") as asked, tracing.span("zipscore.by_risk_factor"):
             factor = parse_risk_factor(risk_factor)
             listing = self._ask(
                 RiskFactorListing,
@@ -192,7 +194,7 @@ class Client:
             ZipscoreError: WRONG_YEAR (refused before sending), INDEX_UNAVAILABLE when no
                 refresh has succeeded yet, TIMEOUT or BACKEND_UNAVAILABLE.
         """
-        with metrics.asked("index") as asked:
+        with metrics.asked("index") as asked, tracing.span("zipscore.index"):
             return asked.answered(self._index(base_year, timeout, asked))
 
     def _index(

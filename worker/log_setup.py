@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from celery import current_task
 from celery.signals import setup_logging
 
+from worker.contract import tracing
 from worker.settings import get_settings
 
 TEXT_FORMAT = (
@@ -49,6 +50,9 @@ class JsonFormatter(logging.Formatter):
             "task_name": getattr(record, "task_name", "-"),
             "message": record.getMessage(),
         }
+        ids = tracing.current_ids()  # None while traces are off
+        if ids is not None:
+            event["trace_id"], event["span_id"] = ids
         if record.exc_info:
             event["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(event, default=str)

@@ -23,7 +23,8 @@ import redis
 from psycopg_pool import PoolTimeout
 
 import worker.db
-import worker.telemetry.metrics  # noqa: F401  (connects the signals that record task metrics)
+import worker.telemetry.metrics
+import worker.telemetry.traces  # noqa: F401  (traces each pool process, when OTEL_* asks)
 from worker import chunks, lookups, runtime, zipcodes
 from worker.celery_app import app
 from worker.errors import ErrorCode, ZipscoreError
