@@ -22,7 +22,7 @@ from ops import celery_worker
 from ops.bench.batch_bench import zipscore_exe
 from ops.http_server import serving
 from tests.conftest import TEST_PREFIX
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, SCREENSHOTS, headless_chromium
 from tests.ops.test_monitoring import dashboard_expressions, series_names
 from tests.support.prometheus import Prometheus, free_port, prometheus_binary, prometheus_server
 from worker import zipcodes
@@ -239,3 +239,23 @@ def test_the_dashboard_and_the_alerts_read_series_of_the_real_scrape(stack: Stac
     loaded = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
     assert set(loaded) == {rule["alert"] for rule in rules}
     assert set(loaded.values()) == {"ok"}
+
+
+def test_the_prometheus_graph_of_the_lookups_renders_in_headless_chromium(stack: Stack) -> None:
+    """The picture of the README's Monitoring section (reports/screenshots/)."""
+    from urllib.parse import urlencode
+
+    query = urlencode(
+        {
+            "g0.expr": "sum by (outcome, source) (zipscore_lookups_total)",
+            "g0.tab": "0",
+            "g0.range_input": "1m",
+        }
+    )
+    with headless_chromium() as browser:
+        view = browser.new_page(viewport={"width": 1400, "height": 900})
+        view.goto(f"{stack.prom.url}/graph?{query}", wait_until="networkidle")
+        view.locator("canvas, .graph-legend, svg").first.wait_for(timeout=30_000)
+        text = view.inner_text("body")
+        view.screenshot(path=str(SCREENSHOTS / "prometheus-lookups.png"), full_page=False)
+    assert 'outcome="answered"' in text or "answered" in text
