@@ -25,6 +25,7 @@ answered on every GET route, as GET without the body.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import functools
 import logging
@@ -48,7 +49,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from producer import metrics, metrics_route
+from producer import gateway_tracing, metrics, metrics_route
 from producer.batch import JOB_ID, JobProgress, JobStatus
 from producer.client import Client, IndexAnswer, LookupResult, RiskFactorListing
 from producer.gateway_auth import ApiKeys
@@ -245,7 +246,9 @@ def thread_offload(executor: Executor) -> Offload:
     """Run each call on `executor` and await it: the loop stays free while it blocks."""
 
     async def offload(call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, call)
+        # In the request's context (its trace span), as asyncio.to_thread does.
+        in_context = functools.partial(contextvars.copy_context().run, call)
+        return await asyncio.get_running_loop().run_in_executor(executor, in_context)
 
     return offload
 
@@ -332,6 +335,7 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(HeadAsGet)
+    gateway_tracing.install(app)  # request spans, only when traces are on
     _install_error_handlers(app, (settings.gateway_upload_dir.absolute(), context.upload_dir))
     _health_routes(app, context)
     _question_routes(app, context)

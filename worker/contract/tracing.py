@@ -98,6 +98,12 @@ def shutdown() -> None:
     _state.provider, _state.pid, _state.instrumentors = None, 0, ()
 
 
+def tracer() -> Any:
+    """This process's tracer, or None while traces are off."""
+    provider = _state.provider
+    return None if provider is None else provider.get_tracer("zipscore")
+
+
 @contextlib.contextmanager
 def span(name: str, **attributes: str | int) -> Iterator[None]:
     """A span of this process's tracer around the block; nothing at all when traces are off."""
