@@ -105,7 +105,14 @@ def micro(calls: int) -> None:
     directory = Path(tempfile.mkdtemp(prefix="zipscore-metrics-micro-"))
     worker_metrics.start("micro@bench", Settings(metrics=True, metrics_dir=directory))
     on["task"] = per_call(task_run)
-    print(json.dumps({"off": off, "on": on}))
+    from worker.contract import tracing
+
+    def traced() -> None:
+        with tracing.span("zipscore.lookup"):
+            pass
+
+    tracing_off = per_call(traced)  # traces off: what every question pays for them
+    print(json.dumps({"off": off, "on": on, "tracing off": tracing_off}))
 
 
 def run_round(env: dict[str, str], first: int, misses: int, hits: int) -> dict[str, list[float]]:
@@ -247,6 +254,7 @@ def report_alone(calls: int) -> dict[str, float]:
         off, on = alone["off"][part], alone["on"][part]
         added[part] = on - off
         print(f"  {where:<24} off {off:6.2f}  on {on:6.2f}  (+{on - off:.2f} us)")
+    print(f"  {'a trace span, traces off':<24} {alone['tracing off']:6.2f} us")
     return added
 
 
