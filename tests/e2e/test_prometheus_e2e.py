@@ -171,10 +171,6 @@ def test_lookups_through_the_gateway_show_in_prometheus(
             f'sum({series}{{name="zipcodes.lookup",queue_name="lookups"}})', lambda v: v == 7
         )
     assert prom.scalar('sum(celery_task_failed_total{name="zipcodes.lookup"})') is None
-    p99 = prom.scalar(
-        "histogram_quantile(0.99, sum by (le) (rate(celery_task_runtime_bucket[1m])))"
-    )
-    assert p99 is None or p99 >= 0
     version = zipcodes.table_version(conn)
     prom.wait_for("zipscore_risk_table_version", lambda v: v == version)
     prom.wait_for(
