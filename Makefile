@@ -15,7 +15,7 @@ RUNS ?= 2 3
 RUN_WARNINGS := $(if $(filter 0,$(shell id -u)),PYTHONWARNINGS=ignore::UserWarning:celery.platforms,)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser test-tools run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
+.PHONY: help install browser prometheus test-tools run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-metrics bench-pressure profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ browser: ## install Debian's chromium for the dashboard test, when missing (need
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "make browser: run 'sudo apt-get install chromium' for the dashboard test" >&2; fi; }
+
+prometheus: ## install Debian's prometheus (prometheus, promtool) for the monitoring tests, when missing (needs root)
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "make prometheus: run 'sudo apt-get install prometheus' for the monitoring tests" >&2; fi; }
 
 test-tools: ## install Debian's socat and redis-sentinel for the multi-host and failover drills, when missing (needs root)
 	@command -v socat >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1 || { \
@@ -70,7 +76,7 @@ format: install ## apply ruff's formatting and fixes
 typecheck: install ## mypy, strict
 	mypy
 
-test: install browser test-tools lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
+test: install browser prometheus test-tools lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
 	@# Without Postgres and Redis the service tiers skip (CI fails instead), so the coverage
 	@# gate only holds when they run.
 	@gate=90; zipscore doctor >/dev/null 2>&1 || { gate=0; \
@@ -100,14 +106,19 @@ mutation: install ## mutation testing of the core rules with mutmut, and the sco
 
 BENCH_ARGS ?=
 GATEWAY_BENCH_ARGS ?=
-bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Polars side by side), then the gateway's
+METRICS_BENCH_ARGS ?=
+bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Polars side by side), the gateway's, the cost of metrics
 	@# Bytecode once, so worker and CLI start-up do not recompile every module.
 	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
 	python -m ops.bench.batch_bench $(BENCH_ARGS)
 	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
+	python -m ops.bench.metrics_cost $(METRICS_BENCH_ARGS)
 
 bench-gateway: install ## gateway benchmark: 64 HTTP clients, off-loop vs blocking handlers
 	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
+
+bench-metrics: install ## the cost of metrics on the lookup round trip: off and on in the same run
+	python -m ops.bench.metrics_cost $(METRICS_BENCH_ARGS)
 
 bench-pressure: install ## the gateway with no worker: 100 uncached lookups and 6 concurrent 60 MB uploads
 	python -m ops.bench.gateway_pressure

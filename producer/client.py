@@ -26,8 +26,10 @@ import celery.exceptions
 import kombu.exceptions
 import redis
 
+from producer import metrics
 from producer.batch.results import BatchSummary, JobStatus
 from producer.batch.runner import BatchRunner, ProgressFactory
+from worker.contract import tracing
 from worker.contract.answers import IndexAnswer, LookupResult, RefreshReport, RiskFactorListing
 from worker.contract.batch_store import BatchStore, batch_store_from_settings
 from worker.contract.errors import ErrorCode, ZipscoreError
@@ -88,6 +90,7 @@ class Client:
         self._cache = cache or cache_from_settings(self.settings)
         self._index_cache = index_cache or index_cache_from_settings(self.settings)
         self._batch_store = batch_store
+        tracing.setup("zipscore-producer")  # once per process, when OTEL_* asks for traces
 
     @property
     def app(self) -> Any:
@@ -137,10 +140,12 @@ class Client:
         `timeout` (default ZIPSCORE_LOOKUP_TIMEOUT) bounds the wait for a worker, as it
         does for every question below.
         """
-        number = parse_zipcode(zipcode)
-        if (cached := self._cached(LOOKUP, number)) is not None:
-            return LookupResult.model_validate(cached)
-        return self.lookup_uncached(number, timeout=timeout)
+        with metrics.asked("lookup") as asked, tracing.span("zipscore.lookup"):
+            number = parse_zipcode(zipcode)
+            if (cached := self._cached(LOOKUP, number)) is not None:
+                asked.source = "cache"
+                return asked.answered(LookupResult.model_validate(cached))
+            return asked.answered(self.lookup_uncached(number, timeout=timeout))
 
     def lookup_uncached(self, zipcode: int, *, timeout: float | None = None) -> LookupResult:
         """`lookup` of a zipcode already parsed, asked of a worker without a cache read."""
@@ -150,10 +155,12 @@ class Client:
         self, risk_factor: str, *, timeout: float | None = None
     ) -> RiskFactorListing:
         """Every zipcode carrying `risk_factor`, ascending."""
-        factor = parse_risk_factor(risk_factor)
-        if (cached := self._cached(BY_RISK_FACTOR, factor)) is not None:
-            return RiskFactorListing.model_validate(cached)
-        return self.by_risk_factor_uncached(factor, timeout=timeout)
+        with metrics.asked("risk_factor") as asked, tracing.span("zipscore.by_risk_factor"):
+            factor = parse_risk_factor(risk_factor)
+            if (cached := self._cached(BY_RISK_FACTOR, factor)) is not None:
+                asked.source = "cache"
+                return asked.answered(RiskFactorListing.model_validate(cached))
+            return asked.answered(self.by_risk_factor_uncached(factor, timeout=timeout))
 
     def by_risk_factor_uncached(
         self, risk_factor: str, *, timeout: float | None = None
@@ -171,6 +178,12 @@ class Client:
             ZipscoreError: WRONG_YEAR (refused before sending), INDEX_UNAVAILABLE when no
                 refresh has succeeded yet, TIMEOUT or BACKEND_UNAVAILABLE.
         """
+        with metrics.asked("index") as asked, tracing.span("zipscore.index"):
+            return asked.answered(self._index(base_year, timeout, asked))
+
+    def _index(
+        self, base_year: int | str | None, timeout: float | None, asked: metrics.Asked
+    ) -> IndexAnswer:
         supported = self.settings.index_base_years
         year = parse_base_year(
             self.settings.index_default_base_year if base_year is None else base_year, supported
@@ -180,6 +193,7 @@ class Client:
         except redis.RedisError:
             cached = None  # the cache is an optimisation: the queue still answers
         if cached is not None:
+            asked.source = "cache"
             answer = with_staleness(cached, self.settings.index_stale_after_seconds, utcnow())
             return IndexAnswer.model_validate(answer)
         return self.index_uncached(year, timeout=timeout)

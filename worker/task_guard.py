@@ -22,6 +22,8 @@ from worker.celery_app import app
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.contract.settings.tasks import TASK_RETRY_BACKOFF_MAX_SECONDS
 from worker.lookups import zipcodes
+from worker.telemetry import metrics as task_metrics  # noqa: F401  (each task's series, when ZIPSCORE_METRICS)
+from worker.telemetry import traces  # noqa: F401  (traces each pool process, when OTEL_* asks)
 
 logger = logging.getLogger(__name__)
 # Every zipscore message is a few ids or values (a chunk's rows wait in Redis, not in the

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from producer import metrics
 from producer.batch.cutting import MB, RowTooLong, iter_chunks, read_chunk
 from producer.batch.errors import JobFailed, input_changed
 from producer.batch.lease import LeaseKeeper
@@ -236,6 +237,7 @@ class JobLoop:
         if flight.task is not None:
             flight.attempts += 1
             self.resubmitted += 1
+            metrics.chunk_resent()
         if flight.attempts > self.settings.batch_max_attempts:
             raise ZipscoreError(
                 ErrorCode.BACKEND_UNAVAILABLE,

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from producer import metrics
 from producer.batch.cutting import MB
 from producer.batch.errors import JobFailed, OutputBusy, record_lost
 from producer.batch.job_loop import JobLoop
@@ -241,7 +242,9 @@ class BatchRunner:
                     reporter=reporter,
                     keeper=keeper,
                 ).run()
-            return job_summary(job, self._job(job))
+            summary = job_summary(job, self._job(job))
+            metrics.batch_finished(summary)
+            return summary
         except ZipscoreError as exc:
             refused = exc.code is ErrorCode.BAD_INPUT_FILE and not isinstance(exc, OutputBusy)
             if (refused or isinstance(exc, JobFailed)) and record and keeper.held():

@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi import FastAPI
 
 from producer.client import Client
+from producer.gateway import metrics as gateway_metrics
+from producer.gateway import tracing as gateway_tracing
 from producer.gateway.auth import ApiKeys
 from producer.gateway.batches import add_batch_routes
 from producer.gateway.cache import AsyncCacheReader
@@ -95,11 +97,13 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(HeadAsGet)
+    gateway_tracing.install(app)  # request spans, only when traces are on
     install_error_handlers(app, (settings.gateway_upload_dir.absolute(), context.upload_dir))
     add_health_routes(app, context)
     add_lookup_routes(app, context)
     add_index_route(app, context)
     add_batch_routes(app, context)
+    gateway_metrics.install(app, settings, context.guarded)
     add_docs_pages(app)
     drop_422(app)
     return app

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query
 
+from producer import metrics
 from producer.gateway.context import Context
 from producer.gateway.openapi import documented_errors, success
 from worker.contract.answers import IndexAnswer
@@ -67,14 +68,18 @@ def add_index_route(app: FastAPI, context: Context) -> None:
             raise ZipscoreError(ErrorCode.WRONG_YEAR, "base_year and year disagree: give one")
         chosen = base_year if base_year is not None else year
         supported = settings.index_base_years
-        number = parse_base_year(
-            settings.index_default_base_year if chosen is None else chosen, supported
-        )
-        if reader is None:  # the client reads the cache, on its thread
-            return await gate.ask(lambda left: client.index(number, timeout=left), run, arrived)
-        if (cached := await reader.index(number)) is not None:
-            stale_after = settings.index_stale_after_seconds
-            return IndexAnswer.model_validate(with_staleness(cached, stale_after, utcnow()))
-        return await gate.ask(
-            lambda left: client.index_uncached(number, timeout=left), run, arrived
-        )
+        with metrics.asked("index") as asked:
+            number = parse_base_year(
+                settings.index_default_base_year if chosen is None else chosen, supported
+            )
+            if reader is None:  # the client reads the cache on its thread, and counts it
+                asked.passed_on()
+                return await gate.ask(lambda left: client.index(number, timeout=left), run, arrived)
+            if (cached := await reader.index(number)) is not None:
+                asked.source = "cache"
+                entry = with_staleness(cached, settings.index_stale_after_seconds, utcnow())
+                return asked.answered(IndexAnswer.model_validate(entry))
+            found = await gate.ask(
+                lambda left: client.index_uncached(number, timeout=left), run, arrived
+            )
+            return asked.answered(found)

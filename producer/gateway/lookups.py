@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query
 
+from producer import metrics
 from producer.gateway.context import Context
 from producer.gateway.openapi import documented_errors, success
 from worker.contract.answers import LookupResult, RiskFactorListing
@@ -46,14 +47,20 @@ def add_lookup_routes(app: FastAPI, context: Context) -> None:
     async def lookup(zipcode: str) -> LookupResult:
         """The risk factor of one zipcode (1000-9999); `exists: false` when not in the table."""
         arrived = time.monotonic()
-        number = parse_zipcode(zipcode)  # pure: a refused input never leaves the loop
-        if reader is None:  # the client reads the cache, on its thread
-            return await gate.ask(lambda left: client.lookup(number, timeout=left), run, arrived)
-        if (cached := await reader.lookup(LOOKUP, number)) is not None:
-            return LookupResult.model_validate(cached)
-        return await gate.ask(
-            lambda left: client.lookup_uncached(number, timeout=left), run, arrived
-        )
+        with metrics.asked("lookup") as asked:
+            number = parse_zipcode(zipcode)  # pure: a refused input never leaves the loop
+            if reader is None:  # the client reads the cache on its thread, and counts it
+                asked.passed_on()
+                return await gate.ask(
+                    lambda left: client.lookup(number, timeout=left), run, arrived
+                )
+            if (cached := await reader.lookup(LOOKUP, number)) is not None:
+                asked.source = "cache"
+                return asked.answered(LookupResult.model_validate(cached))
+            found = await gate.ask(
+                lambda left: client.lookup_uncached(number, timeout=left), run, arrived
+            )
+            return asked.answered(found)
 
     @app.get(
         "/zipcodes",
@@ -81,13 +88,17 @@ def add_lookup_routes(app: FastAPI, context: Context) -> None:
     ) -> RiskFactorListing:
         """Every zipcode carrying a risk factor, ascending."""
         arrived = time.monotonic()
-        factor = parse_risk_factor(risk_factor)
-        if reader is None:
-            return await gate.ask(
-                lambda left: client.by_risk_factor(factor, timeout=left), run, arrived
+        with metrics.asked("risk_factor") as asked:
+            factor = parse_risk_factor(risk_factor)
+            if reader is None:  # the client reads the cache on its thread, and counts it
+                asked.passed_on()
+                return await gate.ask(
+                    lambda left: client.by_risk_factor(factor, timeout=left), run, arrived
+                )
+            if cached := await reader.lookup(BY_RISK_FACTOR, factor):
+                asked.source = "cache"
+                return asked.answered(RiskFactorListing.model_validate(cached))
+            listing = await gate.ask(
+                lambda left: client.by_risk_factor_uncached(factor, timeout=left), run, arrived
             )
-        if cached := await reader.lookup(BY_RISK_FACTOR, factor):
-            return RiskFactorListing.model_validate(cached)
-        return await gate.ask(
-            lambda left: client.by_risk_factor_uncached(factor, timeout=left), run, arrived
-        )
+            return asked.answered(listing)

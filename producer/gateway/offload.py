@@ -10,6 +10,8 @@ free while the call waits, so a slow lookup delays its own request only.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Protocol, TypeVar
@@ -28,6 +30,8 @@ def thread_offload(executor: Executor) -> Offload:
     """Run each call on `executor` and await it: the loop stays free while it blocks."""
 
     async def offload(call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, call)
+        # In the request's context (its trace span), as asyncio.to_thread does.
+        in_context = functools.partial(contextvars.copy_context().run, call)
+        return await asyncio.get_running_loop().run_in_executor(executor, in_context)
 
     return offload

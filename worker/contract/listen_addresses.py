@@ -22,6 +22,11 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def is_loopback_host(host: str) -> bool:
+    """True for `localhost` or a literal loopback address (a configured host, not resolved)."""
+    return host == "localhost" or is_loopback(host)
+
+
 def bound_addresses(address: str, port: int) -> list[str]:
     """The addresses a server binding `address` (getaddrinfo, passive) would listen on.
 

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from celery import current_task
 from celery.signals import setup_logging
 
+from worker.contract import tracing
 from worker.contract.settings import get_settings
 
 TEXT_FORMAT = (
@@ -49,6 +50,9 @@ class JsonFormatter(logging.Formatter):
             "task_name": getattr(record, "task_name", "-"),
             "message": record.getMessage(),
         }
+        ids = tracing.current_ids()  # None while traces are off
+        if ids is not None:
+            event["trace_id"], event["span_id"] = ids
         if record.exc_info:
             event["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(event, default=str)
@@ -57,8 +61,11 @@ class JsonFormatter(logging.Formatter):
 def configure(
     level: int | str = logging.INFO, log_format: str | None = None, stream: TextIO | None = None
 ) -> None:
-    """Route every logger to one handler (stderr by default) in the chosen format."""
-    chosen = log_format or get_settings().log_format
+    """Route every logger to one handler (stderr by default) in the chosen format, at
+    ZIPSCORE_LOG_LEVEL when it is set, else at `level` (the process's own default)."""
+    settings = get_settings()
+    chosen = log_format or settings.log_format
+    level = settings.log_level.upper() if settings.log_level else level
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(TaskContext())
     handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(TEXT_FORMAT))

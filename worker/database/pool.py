@@ -17,6 +17,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from psycopg_pool import ConnectionPool
 
 from worker.contract.settings import Settings, get_settings
+from worker.telemetry.pool import pool_class
 
 
 class _ProcessPool:
@@ -51,7 +52,7 @@ def open_pool(settings: Settings | None = None) -> ConnectionPool:
     with _process.lock:
         pool = _process.current()
         if pool is None:
-            pool = ConnectionPool(
+            pool = pool_class()(
                 settings.database,
                 min_size=settings.db_pool_min_size,
                 max_size=settings.db_pool_max_size,

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -70,3 +71,31 @@ def test_the_level_filters(captured: io.StringIO) -> None:
     log_setup.configure(logging.WARNING, "text", captured)
     logging.getLogger("zipscore.test").info("hidden")
     assert captured.getvalue() == ""
+
+
+def test_zipscore_log_level_sets_every_process_level(
+    captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The level a process asks for (the gateway's INFO, a worker's --loglevel) gives way."""
+    from worker.contract.settings import get_settings
+
+    monkeypatch.setenv("ZIPSCORE_LOG_LEVEL", "warning")
+    get_settings.cache_clear()
+    try:
+        log_setup.configure(logging.INFO, "text", captured)
+        assert logging.getLogger().level == logging.WARNING
+        logging.getLogger("zipscore.test").info("not shown")
+        logging.getLogger("zipscore.test").warning("shown")
+    finally:
+        get_settings.cache_clear()
+    assert "not shown" not in captured.getvalue()
+    assert "shown" in captured.getvalue()
+
+
+def test_without_zipscore_log_level_the_process_default_holds(captured: io.StringIO) -> None:
+    log_setup.configure(logging.ERROR, "text", captured)
+    assert logging.getLogger().level == logging.ERROR
+
+
+def test_a_log_level_that_is_no_level_is_refused(settings_error: Any) -> None:
+    assert "ZIPSCORE_LOG_LEVEL" in settings_error({"ZIPSCORE_LOG_LEVEL": "loud"})

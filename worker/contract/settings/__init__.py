@@ -3,7 +3,7 @@
 Every module asks `get_settings()`; nothing else reads `os.environ`. Variables are prefixed
 `ZIPSCORE_` (e.g. `ZIPSCORE_DATABASE_URL`); every one is listed in docs/configuration.md.
 The fields are grouped by what they configure, one module each (connections, tasks, index,
-batch, gateway); this class joins them and checks the rules that cross groups.
+batch, gateway, observability); this class joins them and checks the rules that cross groups.
 """
 
 from __future__ import annotations
@@ -13,14 +13,23 @@ from functools import lru_cache
 from pydantic import ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from worker.contract.listen_addresses import is_loopback_host
 from worker.contract.settings.batch import BatchSettings
 from worker.contract.settings.connections import ConnectionSettings
 from worker.contract.settings.gateway import GatewaySettings
 from worker.contract.settings.index import IndexSettings
+from worker.contract.settings.observability import ObservabilitySettings
 from worker.contract.settings.tasks import TASK_RETRY_BACKOFF_MAX_SECONDS, TaskSettings
 
 
-class Settings(ConnectionSettings, TaskSettings, IndexSettings, BatchSettings, GatewaySettings):
+class Settings(
+    ConnectionSettings,
+    TaskSettings,
+    IndexSettings,
+    BatchSettings,
+    GatewaySettings,
+    ObservabilitySettings,
+):
     """Typed, validated configuration; Celery's config is derived from it."""
 
     model_config = SettingsConfigDict(env_prefix="ZIPSCORE_", env_file=".env", extra="ignore")
@@ -47,6 +56,23 @@ class Settings(ConnectionSettings, TaskSettings, IndexSettings, BatchSettings, G
                 "delivered twice"
             )
         return self
+
+    @model_validator(mode="after")
+    def _metrics_listener_behind_keys(self) -> Settings:
+        """A worker's metrics listener beyond loopback asks for a key (as a bearer)."""
+        if self.metrics and not self.scrape_keys and not is_loopback_host(self.metrics_host):
+            raise ValueError(
+                "ZIPSCORE_METRICS_HOST is beyond loopback: set ZIPSCORE_METRICS_KEYS_FILE"
+                " (or ZIPSCORE_METRICS_KEYS) so the metrics listener asks for a key, or keep"
+                " it on 127.0.0.1"
+            )
+        return self
+
+    @property
+    def scrape_keys(self) -> tuple[str, ...]:
+        """The keys a scrape of /metrics may present: the metrics keys when there are any,
+        else the gateway's API keys."""
+        return self.metrics_keys or self.gateway_api_keys
 
     @property
     def retry_countdown(self) -> int:
