@@ -31,13 +31,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from worker.contract.settings import Settings
+from worker.contract.tasks import QUEUES
 
 # Kombu's Redis transport keeps one list per priority step; 0 is the queue's own name.
 PRIORITY_SEPARATOR = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
-# The Celery queues of zipscore (worker/celery_app.py QUEUES), named here so that a
-# producer reads their depth without importing the Celery app.
-QUEUES = ("lookups", "batch", "index")
 
 
 def queue_keys(prefix: str, queue: str) -> list[str]:

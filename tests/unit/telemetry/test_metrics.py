@@ -25,10 +25,8 @@ from worker.contract.batch_store import BatchStore
 from worker.contract.errors import ZipscoreError
 from worker.contract.index_cache import IndexCache
 from worker.contract.listen_addresses import is_loopback_host
-from worker.contract.metrics import QUEUES as CONTRACT_QUEUES
 from worker.contract.metrics import DeploymentCollector, no_retry, queue_keys
 from worker.contract.result_cache import ResultCache
-from worker.contract.tasks import QUEUES
 from worker.telemetry.listener import serve
 
 
@@ -119,10 +117,6 @@ def test_the_deployment_collector_says_when_redis_is_down() -> None:
     registry.register(DeploymentCollector(nobody, "p", (2004,)))
     assert registry.get_sample_value("zipscore_redis_up") == 0
     assert registry.get_sample_value("celery_queue_length", {"queue_name": "lookups"}) is None
-
-
-def test_the_contract_names_the_celery_queues() -> None:
-    assert CONTRACT_QUEUES == QUEUES
 
 
 def test_gateway_metrics_need_a_key_when_keys_are_configured(
