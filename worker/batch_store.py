@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from worker.batch import ChunkResult
+from worker.fast_scoring import ScoredBytes
 
 # Job ids are chosen by the producer: 16 hex digits (uuid4), checked wherever they arrive,
 # always against the whole text: `\A...\Z`, so neither `match` nor `fullmatch` lets a
@@ -110,11 +111,12 @@ class BatchStore:
         raw = self.redis.get(self.input_key(job, index))
         return None if raw is None else _bytes(raw)
 
-    def put_chunk(self, job: str, index: int, result: ChunkResult) -> None:
+    def put_chunk(self, job: str, index: int, result: ChunkResult | ScoredBytes) -> None:
         """Store chunk `index`'s output and announce it; safe to repeat."""
         counts = f"{result.rows} {result.ok} {result.unknown} {result.invalid}\n"
+        body = result.data if isinstance(result, ScoredBytes) else result.text.encode()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.chunk_key(job, index), counts.encode() + result.text.encode(), ex=self.ttl)
+        pipe.set(self.chunk_key(job, index), counts.encode() + body, ex=self.ttl)
         pipe.rpush(self.done_key(job), index)
         pipe.expire(self.done_key(job), self.ttl)
         pipe.execute()

@@ -21,9 +21,10 @@ from pydantic import (
 )
 
 from worker import runtime
-from worker.batch import score_chunk
+from worker.batch import ChunkResult, score_chunk
 from worker.batch_store import BatchStore, is_job_id
 from worker.errors import ErrorCode, ZipscoreError
+from worker.fast_scoring import ScoredBytes, score_bytes
 from worker.zipcodes import ZipcodeStore
 
 # risk_table_meta.version is a Postgres bigint: a larger number is no table version at all.
@@ -127,15 +128,21 @@ def score_message(batch: BatchStore, message: object) -> dict[str, Any]:
         # Written and cleaned up meanwhile (a late duplicate), or expired: the producer's
         # deadline sends it again if it still needs it.
         return {"chunk": chunk.chunk, "skipped": True}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE, f"chunk {chunk.chunk} is not UTF-8 (did the input change?)"
-        ) from None
-    result = score_chunk(
-        text, table, column=chunk.column, columns=chunk.columns, newline=chunk.newline
+    # The vectorised path first; None leaves the chunk to the exact one.
+    result: ChunkResult | ScoredBytes | None = score_bytes(
+        data, table, column=chunk.column, columns=chunk.columns, newline=chunk.newline
     )
+    if result is None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ZipscoreError(
+                ErrorCode.BAD_INPUT_FILE,
+                f"chunk {chunk.chunk} is not UTF-8 (did the input change?)",
+            ) from None
+        result = score_chunk(
+            text, table, column=chunk.column, columns=chunk.columns, newline=chunk.newline
+        )
     batch.put_chunk(chunk.job, chunk.chunk, result)
     return {
         "chunk": chunk.chunk,
