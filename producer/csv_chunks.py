@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from producer import fast_scan
 from worker.batch import BYTE_MARKS, FIELD_START, IN_QUOTES, quote_state
 from worker.errors import ErrorCode, ZipscoreError, echo
 
@@ -116,6 +117,9 @@ def cut(buf: bytes, lines: int) -> int | None:
     `buf` starts at a row boundary. The cut is extended past further line endings while a
     quoted field is open (RFC 4180 quoting, see the module docstring).
     """
+    fast = fast_scan.cut(buf, lines)
+    if fast != fast_scan.UNKNOWN:
+        return fast
     parts = buf.split(b"\n", lines)
     if len(parts) <= lines:
         return None
@@ -325,7 +329,11 @@ def inspect_handle(
         if scan.quotes:
             # A quoted field may join lines into a row longer than the limit (without
             # quotes, lines are rows and were measured above).
-            _measure_rows(handle, body_start, scan.offset, max_bytes)
+            found = fast_scan.first_long_row(handle, body_start, scan.offset, max_bytes, SCAN_BLOCK)
+            if found == fast_scan.UNKNOWN:
+                _measure_rows(handle, body_start, scan.offset, max_bytes)
+            elif found is not None:
+                raise RowTooLong(found, max_bytes)
     except RowTooLong as exc:
         line = _line_at(handle, body_start, exc.start)
         raise refuse(
@@ -395,7 +403,8 @@ class _Scan:
             except UnicodeDecodeError as exc:
                 raise refuse(path, f"not UTF-8 (bad byte near byte {offset + exc.start})") from None
             lines += block.count(b"\n")
-            state = quote_state(block, 0, len(block), state, BYTE_MARKS)
+            fast = fast_scan.block_state(block, state)
+            state = quote_state(block, 0, len(block), state, BYTE_MARKS) if fast is None else fast
             self.quotes = self.quotes or block.find(b'"') >= 0
             self.digest.update(block)
             if self.cut_digest is not self.digest and offset + len(block) > self.cut_from:

@@ -1,0 +1,98 @@
+"""The producer's array scans agree with the exact ones, or say that they cannot tell."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from producer import csv_chunks, fast_scan
+from producer.csv_chunks import RowTooLong
+from worker.batch import BYTE_MARKS, FIELD_START, IN_FIELD, IN_QUOTES, QUOTE_IN_QUOTES, quote_state
+
+PIECES = [
+    b"a",
+    b"b c",
+    b",",
+    b"\n",
+    b"\r\n",
+    b'"',
+    b'""',
+    b'"x,y"',
+    b'"p\nq"',
+    b"9000",
+    "é".encode(),
+]
+CSV_BYTES = st.lists(st.sampled_from(PIECES), max_size=40).map(b"".join)
+STATES = st.sampled_from([FIELD_START, IN_FIELD, IN_QUOTES, QUOTE_IN_QUOTES])
+
+
+@settings(max_examples=600, deadline=None)
+@given(CSV_BYTES, STATES)
+@example(b'a,"b', FIELD_START)
+@example(b'"', IN_QUOTES)
+def test_block_state_is_quote_states_answer(block: bytes, state: int) -> None:
+    fast = fast_scan.block_state(block, state)
+    if fast is not None:
+        assert fast == quote_state(block, 0, len(block), state, BYTE_MARKS)
+
+
+def exact_cut(buf: bytes, lines: int, monkeypatch: pytest.MonkeyPatch) -> int | None:
+    with monkeypatch.context() as patch:
+        patch.setattr(fast_scan, "cut", lambda *_: fast_scan.UNKNOWN)
+        return csv_chunks.cut(buf, lines)
+
+
+@settings(max_examples=600, deadline=None)
+@given(CSV_BYTES, st.integers(1, 6))
+@example(b'a,"x\ny"\nb\n', 1)
+def test_cut_is_the_exact_cut(buf: bytes, lines: int) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected = exact_cut(buf, lines, monkeypatch)
+    fast = fast_scan.cut(buf, lines)
+    if fast != fast_scan.UNKNOWN:
+        assert fast == expected
+        assert csv_chunks.cut(buf, lines) == expected
+
+
+def exact_long_row(data: bytes, max_bytes: int) -> int | None:
+    try:
+        csv_chunks._measure_rows(io.BytesIO(data), 0, len(data), max_bytes)
+    except RowTooLong as exc:
+        return exc.start
+    return None
+
+
+@settings(max_examples=600, deadline=None)
+@given(CSV_BYTES, st.integers(1, 20), st.integers(1, 16))
+@example(b'"a\nb"\nx\n', 3, 4)
+def test_first_long_row_is_the_exact_measures(data: bytes, max_bytes: int, block: int) -> None:
+    found = fast_scan.first_long_row(io.BytesIO(data), 0, len(data), max_bytes, block)
+    if found != fast_scan.UNKNOWN:
+        assert found == exact_long_row(data, max_bytes)
+
+
+def test_what_only_the_exact_scan_can_tell() -> None:
+    stray = b'1,5" disk,9000\n2,x,9000\n'
+    assert fast_scan.block_state(stray, FIELD_START) is None
+    assert fast_scan.block_state(b'""', QUOTE_IN_QUOTES) is None  # a state it does not model
+    assert fast_scan.block_state(b'"a', IN_FIELD) is None  # a quote that is text
+    assert fast_scan.cut(stray, 1) == fast_scan.UNKNOWN
+    assert fast_scan.first_long_row(io.BytesIO(stray), 0, len(stray), 100, 8) == fast_scan.UNKNOWN
+    wide = b"a" * (fast_scan.MAX_CARRY + 1)  # an unfinished row carried too far
+    assert fast_scan.first_long_row(io.BytesIO(wide), 0, len(wide), 2**30, 2**20) == (
+        fast_scan.UNKNOWN
+    )
+
+
+def test_quoted_rows_are_scanned_without_the_exact_scan() -> None:
+    data = b'C1,"Maes, Jan",9000,1.00\nC2,"Els ""E"" P",1000,2\r\nC3,"a\nb",x,3\n'
+    assert fast_scan.block_state(data, FIELD_START) == FIELD_START
+    assert fast_scan.cut(data, 1) == data.index(b"C2")
+    assert fast_scan.cut(data, 3) == len(data)  # the third line ends inside quotes
+    assert fast_scan.cut(data, 4) == len(data)
+    assert fast_scan.cut(data, 5) is None
+    assert fast_scan.first_long_row(io.BytesIO(data), 0, len(data), 30, 16) is None
+    assert fast_scan.first_long_row(io.BytesIO(data), 0, len(data), 20, 16) == 0
