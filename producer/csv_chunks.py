@@ -329,7 +329,7 @@ def inspect_handle(
         if scan.quotes:
             # A quoted field may join lines into a row longer than the limit (without
             # quotes, lines are rows and were measured above).
-            found = fast_scan.first_long_row(handle, body_start, scan.offset, max_bytes, SCAN_BLOCK)
+            found = scan.meter.first_long_row()
             if found == fast_scan.UNKNOWN:
                 _measure_rows(handle, body_start, scan.offset, max_bytes)
             elif found is not None:
@@ -379,6 +379,7 @@ class _Scan:
         self.lines = 0
         self.quotes = False
         self.line_start = 0
+        self.meter = fast_scan.RowMeter(0, max_bytes)  # rows measured in the same pass
 
     def body(self, handle: BinaryIO, start: int) -> None:
         """Scan the body from byte `start` to the end of the file.
@@ -393,6 +394,7 @@ class _Scan:
         decoder = codecs.getincrementaldecoder("utf-8")()
         handle.seek(start)
         self.line_start = start
+        self.meter = fast_scan.RowMeter(start, self.max_bytes)
         offset, lines, state, last = start, 0, FIELD_START, b"\n"
         while block := handle.read(SCAN_BLOCK):
             nul = block.find(b"\x00")
@@ -403,7 +405,7 @@ class _Scan:
             except UnicodeDecodeError as exc:
                 raise refuse(path, f"not UTF-8 (bad byte near byte {offset + exc.start})") from None
             lines += block.count(b"\n")
-            fast = fast_scan.block_state(block, state)
+            fast = self.meter.block(block, offset, state)
             state = quote_state(block, 0, len(block), state, BYTE_MARKS) if fast is None else fast
             self.quotes = self.quotes or block.find(b'"') >= 0
             self.digest.update(block)
@@ -412,6 +414,7 @@ class _Scan:
             self._measure_lines(block, offset)
             offset += len(block)
             last = block[-1:]
+        self.meter.end(offset)
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:

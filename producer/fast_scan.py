@@ -2,7 +2,7 @@
 
     state = block_state(block, state)          # == quote_state(block, 0, len, state, BYTE_MARKS)
     end = cut(buf, lines)                      # == csv_chunks.cut(buf, lines), or UNKNOWN
-    row = first_long_row(handle, start, size, max_bytes, block)   # None: every row fits
+    meter = RowMeter(start, max_bytes)         # the first row too long, in the same pass
 
 RFC 4180 quoting as `worker.batch.quote_state` reads it. From a row boundary, the n-th `"`
 opens a quoted field when n is even and closes it (or is half of a `""`) when n is odd,
@@ -16,7 +16,7 @@ the exact scan: the answers are never different, only sometimes slower.
 
 from __future__ import annotations
 
-from typing import BinaryIO, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +24,7 @@ import numpy.typing as npt
 from worker.batch import FIELD_START, IN_FIELD, IN_QUOTES, QUOTE_IN_QUOTES
 
 QUOTE, COMMA, LF = 34, 44, 10
-UNKNOWN: Final = -1  # `cut`, `first_long_row`: the exact scan must answer
-# `first_long_row` carries the unfinished row from block to block; past this it leaves the file
-# to the exact scan, so its own memory stays a block or two.
-MAX_CARRY = 4 * 1024 * 1024
+UNKNOWN: Final = -1  # `cut`, `RowMeter`: the exact scan must answer
 
 Ints = npt.NDArray[np.int64]
 Bytes = npt.NDArray[np.uint8]
@@ -58,10 +55,13 @@ def _parity_holds(buf: Bytes, quotes: Ints, *, first: int, at_start: bool) -> bo
 def block_state(block: bytes, state: int) -> int | None:
     """The scan state after `block` entered in `state`, or None if only the exact scan
     (`quote_state`) can tell."""
-    if not block or state == QUOTE_IN_QUOTES:
-        return None
     buf = np.frombuffer(block, dtype=np.uint8)
-    quotes = np.flatnonzero(buf == QUOTE)
+    return _block_state(buf, np.flatnonzero(buf == QUOTE), state)
+
+
+def _block_state(buf: Bytes, quotes: Ints, state: int) -> int | None:
+    if buf.size == 0 or state == QUOTE_IN_QUOTES:
+        return None
     first = 1 if state == IN_QUOTES else 0  # inside quotes: as if an opening quote preceded
     if not _parity_holds(buf, quotes, first=first, at_start=state == FIELD_START):
         return None
@@ -91,34 +91,86 @@ def cut(buf: bytes, lines: int) -> int | None:
     return int(later[outside[0]]) + 1 if outside.size else None
 
 
-def first_long_row(
-    handle: BinaryIO, start: int, size: int, max_bytes: int, block: int
-) -> int | None:
-    """Where the first row of bytes `start`..`size` (`start` a row boundary) longer than
-    `max_bytes`, line ending included, starts, as `csv_chunks._measure_rows` finds it; None
-    if every row fits, UNKNOWN if only the exact scan can tell. Reads `block` bytes a time.
+def _newline_outside(block: bytes, quotes: Ints, first: int, *, last: bool) -> int:
+    """The first (or last) line ending of `block` outside quotes, or -1; the quote of index
+    `first + i` is quotes[i] (see `_parity_holds`, which must hold)."""
+    pos = len(block) if last else 0
+    for _ in range(64):  # most line endings are outside quotes: a few C-level searches
+        found = block.rfind(b"\n", 0, pos) if last else block.find(b"\n", pos)
+        if found < 0:
+            return -1
+        if (first + int(np.searchsorted(quotes, found))) % 2 == 0:
+            return found
+        pos = found if last else found + 1
+    outside = _newlines_outside(np.frombuffer(block, dtype=np.uint8), quotes, first)
+    return -1 if outside.size == 0 else int(outside[-1] if last else outside[0])
+
+
+def _newlines_outside(buf: Bytes, quotes: Ints, first: int) -> Ints:
+    newlines = np.flatnonzero(buf == LF)
+    if quotes.size == 0 and first == 0:
+        return newlines
+    outside: Ints = newlines[(np.searchsorted(quotes, newlines) + first) % 2 == 0]
+    return outside
+
+
+class RowMeter:
+    """Finds, during the check's one pass over the body, the first row longer than
+    `max_bytes` (line ending included) as `csv_chunks._measure_rows` would in a second one.
+
+        meter = RowMeter(body_start, max_bytes)
+        state = meter.block(block, offset, state)    # per block: the state after it, or None
+        meter.end(size)
+        meter.first_long_row()    # its start; None if every row fits; UNKNOWN: measure exactly
+
+    While `max_bytes` is at least a block, only each block's first and last row boundary are
+    needed (no longer row fits inside one block); else every boundary of the block is.
     """
-    handle.seek(start)
-    base, carry = start, b""  # `carry`: the unfinished row from `base`, a row boundary
-    while more := handle.read(min(block, size - base - len(carry))):
-        buf = carry + more
-        arr = np.frombuffer(buf, dtype=np.uint8)
-        quotes = np.flatnonzero(arr == QUOTE)
-        if not _parity_holds(arr, quotes, first=0, at_start=True):
-            return UNKNOWN
-        newlines = np.flatnonzero(arr == LF)
-        if quotes.size:
-            newlines = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
-        bounds = np.concatenate((np.zeros(1, dtype=np.int64), newlines + 1))
-        too_long = np.flatnonzero(np.diff(bounds) > max_bytes)
-        if too_long.size:
-            return base + int(bounds[too_long[0]])
-        done = int(bounds[-1])
-        base, carry = base + done, buf[done:]
-        if len(carry) > max_bytes:
-            return base
-        if len(carry) > MAX_CARRY:
-            return UNKNOWN
-    # The last row, without a line ending: as the exact scan, which cannot tell the end of
-    # the file while a row of exactly `max_bytes` fills its window, refuses that one too.
-    return base if len(carry) >= max_bytes else None
+
+    def __init__(self, start: int, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.boundary = start  # the last row boundary seen
+        self.found: int | None = None
+        self.exact = False
+
+    def block(self, block: bytes, offset: int, state: int) -> int | None:
+        """The scan state after `block` (at byte `offset`) entered in `state`, as
+        `block_state` says (None: ask `quote_state`); measures the rows it ends."""
+        buf = np.frombuffer(block, dtype=np.uint8)
+        quotes = np.flatnonzero(buf == QUOTE)
+        after = _block_state(buf, quotes, state)
+        if after is None:
+            self.exact = True
+            return None
+        if self.exact or self.found is not None:
+            return after
+        first = 1 if state == IN_QUOTES else 0
+        if len(block) > self.max_bytes:
+            bounds = _newlines_outside(buf, quotes, first) + 1 + offset
+        else:
+            head = _newline_outside(block, quotes, first, last=False)
+            tail = _newline_outside(block, quotes, first, last=True)
+            bounds = np.array([head, tail] if head >= 0 else [], dtype=np.int64) + 1 + offset
+        if bounds.size:
+            lengths = np.diff(np.concatenate(([self.boundary], bounds)))
+            too_long = np.flatnonzero(lengths > self.max_bytes)
+            if too_long.size:
+                self.found = self.boundary if too_long[0] == 0 else int(bounds[too_long[0] - 1])
+                return after
+            self.boundary = int(bounds[-1])
+        if offset + len(block) - self.boundary > self.max_bytes:
+            self.found = self.boundary  # unfinished, and already too long
+        return after
+
+    def end(self, size: int) -> None:
+        """The body ends at byte `size`: measure its last row, if it has no line ending.
+
+        As the exact scan, which cannot tell the end of the file while a row of exactly
+        `max_bytes` fills its window, a last row of that length is refused too.
+        """
+        if self.found is None and size - self.boundary >= self.max_bytes > 0:
+            self.found = self.boundary
+
+    def first_long_row(self) -> int | None:
+        """Where the first row too long starts; None if none; UNKNOWN: measure exactly."""
+        return UNKNOWN if self.exact else self.found

@@ -65,11 +65,25 @@ def exact_long_row(data: bytes, max_bytes: int) -> int | None:
     return None
 
 
+def metered(data: bytes, max_bytes: int, block: int) -> int | None:
+    """The meter's answer when `data` is read in blocks of `block` bytes, as the check does."""
+    meter, state = fast_scan.RowMeter(0, max_bytes), FIELD_START
+    for offset in range(0, len(data), block):
+        piece = data[offset : offset + block]
+        fast = meter.block(piece, offset, state)
+        state = quote_state(piece, 0, len(piece), state, BYTE_MARKS) if fast is None else fast
+    meter.end(len(data))
+    return meter.first_long_row()
+
+
 @settings(max_examples=600, deadline=None)
 @given(CSV_BYTES, st.integers(1, 20), st.integers(1, 16))
 @example(b'"a\nb"\nx\n', 3, 4)
-def test_first_long_row_is_the_exact_measures(data: bytes, max_bytes: int, block: int) -> None:
-    found = fast_scan.first_long_row(io.BytesIO(data), 0, len(data), max_bytes, block)
+@example(b"a", 1, 1)
+def test_the_row_meter_finds_the_exact_measures_row(
+    data: bytes, max_bytes: int, block: int
+) -> None:
+    found = metered(data, max_bytes, block)
     if found != fast_scan.UNKNOWN:
         assert found == exact_long_row(data, max_bytes)
 
@@ -80,11 +94,7 @@ def test_what_only_the_exact_scan_can_tell() -> None:
     assert fast_scan.block_state(b'""', QUOTE_IN_QUOTES) is None  # a state it does not model
     assert fast_scan.block_state(b'"a', IN_FIELD) is None  # a quote that is text
     assert fast_scan.cut(stray, 1) == fast_scan.UNKNOWN
-    assert fast_scan.first_long_row(io.BytesIO(stray), 0, len(stray), 100, 8) == fast_scan.UNKNOWN
-    wide = b"a" * (fast_scan.MAX_CARRY + 1)  # an unfinished row carried too far
-    assert fast_scan.first_long_row(io.BytesIO(wide), 0, len(wide), 2**30, 2**20) == (
-        fast_scan.UNKNOWN
-    )
+    assert metered(stray, 100, 8) == fast_scan.UNKNOWN
 
 
 def test_quoted_rows_are_scanned_without_the_exact_scan() -> None:
@@ -94,5 +104,6 @@ def test_quoted_rows_are_scanned_without_the_exact_scan() -> None:
     assert fast_scan.cut(data, 3) == len(data)  # the third line ends inside quotes
     assert fast_scan.cut(data, 4) == len(data)
     assert fast_scan.cut(data, 5) is None
-    assert fast_scan.first_long_row(io.BytesIO(data), 0, len(data), 30, 16) is None
-    assert fast_scan.first_long_row(io.BytesIO(data), 0, len(data), 20, 16) == 0
+    for block in (4, 16, 1000):
+        assert metered(data, 30, block) is None
+        assert metered(data, 20, block) == 0
