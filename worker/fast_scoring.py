@@ -21,8 +21,8 @@ How a chunk is read without a per-row Python loop (numpy over the bytes):
   other form, a `\\r` or NUL inside the row, a closing quote followed by text, an empty row,
   a quoted row longer than the csv module's field limit) gets its suffix from the exact
   per-row code (`worker.batch._row_suffix`), so its text is what the exact path would give.
-- The output (each row's own bytes without its line ending, its suffix, `newline`) is
-  assembled with one gather from the chunk and a small pool of suffixes.
+- The output (each row's own bytes without its line ending, its suffix, `newline`) is the
+  chunk less its line endings, with the suffixes scattered in between from a small pool.
 """
 
 from __future__ import annotations
@@ -37,12 +37,9 @@ from worker.batch import _UNKNOWN, ScoringTable, _row_suffix
 from worker.validation import ZIPCODE_MAX, ZIPCODE_MIN
 
 QUOTE, COMMA, LF, CR, NUL, ZERO = 34, 44, 10, 13, 0, 48
-# Output bytes assembled per gather: bounds the index array (8 bytes an output byte).
-GATHER_BLOCK = 1 << 20
-# A chunk with a row longer than this goes to the exact path (one row is one gather block).
-MAX_FAST_ROW = 1 << 20
 
 Ints = npt.NDArray[np.int64]
+Bytes = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -114,9 +111,13 @@ def _rows(buf: npt.NDArray[np.uint8], quotes: Ints, is_quote: npt.NDArray[np.boo
     size = buf.size
     separators = (buf == COMMA) | (buf == LF)
     if quotes.size:
-        # Outside quotes: an even count of quotes so far (uint8 wraps at 256: parity kept).
-        separators &= (np.cumsum(is_quote, dtype=np.uint8) & 1) == 0
-    found = np.flatnonzero(separators)
+        # Quotes and delimiters in order; a delimiter is outside quotes when an even count
+        # of quotes precede it (a uint8 count wraps at 256, which keeps the parity).
+        both = np.flatnonzero(separators | is_quote)
+        quote = buf[both] == QUOTE
+        found = both[~quote & ((np.cumsum(quote, dtype=np.uint8) & 1) == 0)]
+    else:
+        found = np.flatnonzero(separators)
     unended = found.size == 0 or found[-1] != size - 1 or buf[size - 1] != LF
     tail = np.array([size] if unended else [], dtype=np.int64)
     marks = np.concatenate((np.array([-1], dtype=np.int64), found, tail))
@@ -169,8 +170,6 @@ def score_bytes(
         return None
     rows = _rows(buf, quotes, is_quote)
     starts, ends = rows.starts, rows.ends
-    if int((ends - starts).max()) > MAX_FAST_ROW:
-        return None
     proven, zipcodes = _canonical_zipcodes(buf, rows, column, columns)
     _mark_odd_bytes(buf, starts, rows.stripped, proven)
     if quotes.size:
@@ -236,40 +235,31 @@ def _mark_quoted_rows(
         proven[np.intersect1d(long_rows, quoted_rows)] = False
 
 
-def _assemble(buf: npt.NDArray[np.uint8], rows: _Rows, ids: Ints, tails: list[bytes]) -> bytes:
-    """Each row's bytes, then its suffix and `newline`: gathered from the chunk and a pool.
+def _assemble(buf: Bytes, rows: _Rows, ids: Ints, tails: list[bytes]) -> bytes:
+    """Each row's bytes without its line ending, then its tail (suffix and newline).
 
-    The source index of each output byte is one more than the one before, except at the
-    start of a segment (a row's text, or its tail in the pool), where it jumps: a cumulative
-    sum of ones with the jumps put in, taken block by block to bound its memory.
+    The rows' bytes keep their order: they are the chunk less its line endings, laid in the
+    output around the tails. The j-th tail byte lands at j plus the count of row bytes up to
+    the end of its row; the tails are gathered from a pool of the distinct ones.
     """
-    starts, ends, count = rows.starts, rows.ends, rows.starts.size
+    starts, ends, size = rows.starts, rows.ends, buf.size
+    tail_len = np.array([len(tail) for tail in tails], dtype=np.int64)
     pool = np.frombuffer(b"".join(tails), dtype=np.uint8)
-    tail_len = np.array([len(t) for t in tails], dtype=np.int64)
-    tail_at = np.cumsum(tail_len) - tail_len + buf.size
-    source = np.concatenate((buf, pool))
-    # Segments: row 0's text, row 0's tail, row 1's text, ...
-    seg_src = np.empty(2 * count, dtype=np.int64)
-    seg_len = np.empty(2 * count, dtype=np.int64)
-    seg_src[0::2], seg_src[1::2] = starts, tail_at[ids]
-    seg_len[0::2], seg_len[1::2] = ends - starts, tail_len[ids]
-    keep = seg_len > 0  # an empty row's text: nothing to copy
-    seg_src, seg_len = seg_src[keep], seg_len[keep]
-    seg_end = np.cumsum(seg_len)
-    seg_begin = seg_end - seg_len
-    out = np.empty(int(seg_end[-1]), dtype=np.uint8)
-    count, first = seg_len.size, 0
-    while first < count:
-        # Whole segments up to about GATHER_BLOCK output bytes (at least one segment).
-        begin = int(seg_begin[first])
-        stop = max(int(np.searchsorted(seg_end, begin + GATHER_BLOCK, side="right")), first + 1)
-        end = int(seg_end[stop - 1])
-        step = np.ones(end - begin, dtype=np.int64)
-        at = seg_begin[first:stop] - begin
-        src = seg_src[first:stop]
-        step[0] = src[0]
-        # At a segment's first byte: from the previous segment's last source byte to this one.
-        step[at[1:]] = src[1:] - (src[:-1] + seg_len[first : stop - 1] - 1)
-        out[begin:end] = source[np.cumsum(step)]
-        first = stop
+    lengths = tail_len[ids]
+    # The line endings: the bytes from a row's end to the next row's start (`\r`, `\n`).
+    keep = np.ones(size, dtype=np.bool_)
+    gap = np.append(starts[1:], size) - ends
+    keep[ends[gap >= 1]] = False
+    keep[ends[gap >= 2] + 1] = False
+    text = buf[keep]
+    ramp = np.arange(int(lengths.sum()), dtype=np.int64)
+    at = ramp + np.repeat(np.cumsum(ends - starts), lengths)
+    # Where each row's tail starts in the pool, less where it starts among all tails.
+    shift = (np.cumsum(tail_len) - tail_len)[ids] - (np.cumsum(lengths) - lengths)
+    source = ramp + np.repeat(shift, lengths)
+    out = np.empty(text.size + ramp.size, dtype=np.uint8)
+    is_tail = np.zeros(out.size, dtype=np.bool_)
+    is_tail[at] = True
+    out[~is_tail] = text
+    out[at] = pool[source]
     return out.tobytes()
