@@ -401,7 +401,8 @@ class _Scan:
             if nul >= 0:
                 raise refuse(path, f"not a text file (NUL byte at byte {offset + nul})")
             try:
-                decoder.decode(block)
+                if not block.isascii() or decoder.getstate()[0]:  # ASCII is UTF-8 as it is
+                    decoder.decode(block)
             except UnicodeDecodeError as exc:
                 raise refuse(path, f"not UTF-8 (bad byte near byte {offset + exc.start})") from None
             lines += block.count(b"\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from producer import csv_chunks, fast_scan
 from producer.csv_chunks import RowTooLong
 from worker.batch import BYTE_MARKS, FIELD_START, IN_FIELD, IN_QUOTES, QUOTE_IN_QUOTES, quote_state
+from worker.errors import ZipscoreError
 
 PIECES = [
     b"a",
@@ -107,3 +109,20 @@ def test_quoted_rows_are_scanned_without_the_exact_scan() -> None:
     for block in (4, 16, 1000):
         assert metered(data, 30, block) is None
         assert metered(data, 20, block) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "ok"), [("aé,1\nb,2\n".encode(), True), (b"a\xc3,1\nb,2\n", False)]
+)
+def test_a_character_cut_by_a_block_boundary_is_still_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: bytes, ok: bool
+) -> None:
+    """An ASCII block skips the UTF-8 decoder only when no character is left unfinished."""
+    monkeypatch.setattr(csv_chunks, "SCAN_BLOCK", 2)  # "a\xc3" and then ",1": ASCII
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"name,zipcode\n" + body)
+    if ok:
+        assert csv_chunks.inspect_input(path, "zipcode").lines == 2
+    else:
+        with pytest.raises(ZipscoreError, match="not UTF-8"):
+            csv_chunks.inspect_input(path, "zipcode")
