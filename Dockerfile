@@ -21,10 +21,10 @@ RUN pip install --no-cache-dir "uv==0.13.9"
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 # Dependencies first (a layer that changes only with uv.lock), then the project itself.
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --all-extras --no-install-project
 COPY worker ./worker
 COPY producer ./producer
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev --all-extras
 
 # --- runtime: the virtualenv and the source, no build tools, a fixed non-root user ------
 FROM python:${PYTHON_VERSION}-alpine AS runtime
@@ -38,7 +38,6 @@ COPY --from=build /app/.venv /app/.venv
 COPY --from=build /app/worker /app/worker
 COPY --from=build /app/producer /app/producer
 COPY flowerconfig.py /app/flowerconfig.py
-COPY ops/migrations /app/ops/migrations
 COPY ops/sample_data /app/ops/sample_data
 COPY ops/docker/healthcheck.sh /app/ops/docker/healthcheck.sh
 ENV PATH="/app/.venv/bin:${PATH}" \

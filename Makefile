@@ -15,14 +15,14 @@ RUNS ?= 2 3
 RUN_WARNINGS := $(if $(filter 0,$(shell id -u)),PYTHONWARNINGS=ignore::UserWarning:celery.platforms,)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
+.PHONY: help install browser test-tools run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-pressure profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 install: ## create .venv with the locked dependencies (uv.lock)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --python $(PYTHON) --compile-bytecode
+	uv sync --frozen --all-extras --python $(PYTHON) --compile-bytecode
 	@# Bytecode for our own modules too: with PYTHONDONTWRITEBYTECODE set (as on these
 	@# machines) every worker and CLI subprocess would otherwise recompile them at start.
 	@python -m compileall -q -j 0 worker producer ops tests exercises >/dev/null
@@ -32,6 +32,12 @@ browser: ## install Debian's chromium for the dashboard test, when missing (need
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "make browser: run 'sudo apt-get install chromium' for the dashboard test" >&2; fi; }
+
+test-tools: ## install Debian's socat and redis-sentinel for the multi-host and failover drills, when missing (needs root)
+	@command -v socat >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat redis-sentinel >/dev/null; \
+	  else echo "make test-tools: run 'sudo apt-get install socat redis-sentinel' for the multi-host and failover drills" >&2; fi; }
 
 doctor: install ## check that Postgres and Redis answer
 	zipscore doctor
@@ -52,9 +58,10 @@ run: install ## migrate, load the sample table if empty, run workers, beat, flow
 	@# success here, not an error for make to report.
 	@$(RUN_WARNINGS) honcho --procfile Procfile start || [ $$? -eq 130 ]
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, and the import rules between rooms (import-linter)
 	ruff check .
 	ruff format --check .
+	lint-imports --no-cache
 
 format: install ## apply ruff's formatting and fixes
 	ruff format .
@@ -63,7 +70,7 @@ format: install ## apply ruff's formatting and fixes
 typecheck: install ## mypy, strict
 	mypy
 
-test: install browser lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
+test: install browser test-tools lint typecheck security ## the whole suite (unit, integration, e2e) with the gates
 	@# Without Postgres and Redis the service tiers skip (CI fails instead), so the coverage
 	@# gate only holds when they run.
 	@gate=90; zipscore doctor >/dev/null 2>&1 || { gate=0; \
@@ -77,9 +84,9 @@ test-repeat: install ## run the whole suite again, once per RUNS (CI's repeatabi
 	done
 
 DRILLS_ARGS ?=
-drills: install ## full reliability drills (faults, hostile input, secrets) and the 60 s soak table
+drills: install test-tools ## full reliability drills (faults, hostile input, secrets) and the 60 s soak table
 	ZIPSCORE_DRILLS=full python -m pytest -m drill --no-cov -s --timeout 900 $(DRILLS_ARGS)
-	python ops/drills/soak.py --seconds 60 --phase-seconds 10
+	python -m ops.drills.soak --seconds 60 --phase-seconds 10
 
 security: install ## bandit (medium severity and up) and pip-audit of the lock file
 	bandit -q -r worker producer -ll
@@ -96,7 +103,7 @@ GATEWAY_BENCH_ARGS ?=
 bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Polars side by side), then the gateway's
 	@# Bytecode once, so worker and CLI start-up do not recompile every module.
 	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
-	python ops/bench/batch_bench.py $(BENCH_ARGS)
+	python -m ops.bench.batch_bench $(BENCH_ARGS)
 	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
 
 bench-gateway: install ## gateway benchmark: 64 HTTP clients, off-loop vs blocking handlers

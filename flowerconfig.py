@@ -2,7 +2,7 @@
 
 Flower alone would listen on every interface; when no address was given (option or
 `FLOWER_ADDRESS`), this file makes it loopback. The safety check itself is not here: it runs
-on Flower's final options whatever the config file (`worker.flower_guard`).
+on Flower's final options whatever the config file (`worker.flower.guard`).
 
 `ZIPSCORE_FLOWER_BASIC_AUTH_FILE` names a file holding `user:password` (a container secret),
 so the login is in no environment variable; `FLOWER_BASIC_AUTH` or `--basic-auth` still win.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tornado.options import options
 
-from worker import flower_quiet_start
-from worker.secret_files import read_secret
+from worker.contract.secret_files import read_secret
+from worker.flower import quiet_start as flower_quiet_start
 
 # Read while Flower parses: the environment and the command line are already applied, and
 # an address given on the command line is applied again after this file.

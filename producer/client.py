@@ -20,23 +20,29 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import celery.exceptions
 import kombu.exceptions
 import redis
-from pydantic import BaseModel
 
-from producer.batch import BatchRunner, BatchSummary, JobStatus, ProgressFactory
-from worker.batch_store import BatchStore, batch_store_from_settings
-from worker.broker_memory import is_out_of_memory
-from worker.cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
-from worker.errors import ErrorCode, ZipscoreError
-from worker.index_cache import IndexCache, index_cache_from_settings, utcnow, with_staleness
-from worker.settings import Settings, get_settings
-from worker.validation import parse_base_year, parse_risk_factor, parse_zipcode
+from producer.batch.results import BatchSummary, JobStatus
+from producer.batch.runner import BatchRunner, ProgressFactory
+from worker.contract.answers import IndexAnswer, LookupResult, RefreshReport, RiskFactorListing
+from worker.contract.batch_store import BatchStore, batch_store_from_settings
+from worker.contract.errors import ErrorCode, ZipscoreError
+from worker.contract.index_cache import (
+    IndexCache,
+    index_cache_from_settings,
+    utcnow,
+    with_staleness,
+)
+from worker.contract.messaging import sending_app
+from worker.contract.redis_errors import is_out_of_memory
+from worker.contract.result_cache import BY_RISK_FACTOR, LOOKUP, ResultCache, cache_from_settings
+from worker.contract.settings import Settings, get_settings
+from worker.contract.validation import parse_base_year, parse_risk_factor, parse_zipcode
 
-Answer = TypeVar("Answer", bound=BaseModel)
 logger = logging.getLogger(__name__)
 _BACKEND_ERRORS = (
     kombu.exceptions.OperationalError,
@@ -64,34 +70,6 @@ def _redis_faults() -> Iterator[None]:
         ) from None
 
 
-class LookupResult(BaseModel):
-    zipcode: int
-    risk_factor: str | None
-    exists: bool
-
-
-class RiskFactorListing(BaseModel):
-    risk_factor: str
-    count: int
-    zipcodes: list[int]
-
-
-class IndexAnswer(BaseModel):
-    base_year: int
-    index: float
-    period: str
-    fetched_at: str
-    stale: bool
-
-
-class RefreshReport(BaseModel):
-    months_stored: int
-    months_new: int
-    months_changed: int
-    base_years: list[int]
-    refreshed_at: str
-
-
 class Client:
     """Sends zipscore tasks by name and waits for their answers, reading the cache first."""
 
@@ -104,11 +82,9 @@ class Client:
         timeout: float | None = None,
         batch_store: BatchStore | None = None,
     ) -> None:
-        from worker.celery_app import app
-
         self.settings = settings or get_settings()
         self.timeout = timeout if timeout is not None else self.settings.lookup_timeout
-        self._app = app
+        self._app = sending_app(self.settings)
         self._cache = cache or cache_from_settings(self.settings)
         self._index_cache = index_cache or index_cache_from_settings(self.settings)
         self._batch_store = batch_store
@@ -162,16 +138,29 @@ class Client:
         does for every question below.
         """
         number = parse_zipcode(zipcode)
-        return self._ask(LookupResult, LOOKUP, number, "zipcodes.lookup", timeout)
+        if (cached := self._cached(LOOKUP, number)) is not None:
+            return LookupResult.model_validate(cached)
+        return self.lookup_uncached(number, timeout=timeout)
+
+    def lookup_uncached(self, zipcode: int, *, timeout: float | None = None) -> LookupResult:
+        """`lookup` of a zipcode already parsed, asked of a worker without a cache read."""
+        return LookupResult.model_validate(self.call("zipcodes.lookup", zipcode, timeout=timeout))
 
     def by_risk_factor(
         self, risk_factor: str, *, timeout: float | None = None
     ) -> RiskFactorListing:
         """Every zipcode carrying `risk_factor`, ascending."""
         factor = parse_risk_factor(risk_factor)
-        return self._ask(
-            RiskFactorListing, BY_RISK_FACTOR, factor, "zipcodes.by_risk_factor", timeout
-        )
+        if (cached := self._cached(BY_RISK_FACTOR, factor)) is not None:
+            return RiskFactorListing.model_validate(cached)
+        return self.by_risk_factor_uncached(factor, timeout=timeout)
+
+    def by_risk_factor_uncached(
+        self, risk_factor: str, *, timeout: float | None = None
+    ) -> RiskFactorListing:
+        """`by_risk_factor` of a factor already parsed, without a cache read."""
+        answer = self.call("zipcodes.by_risk_factor", risk_factor, timeout=timeout)
+        return RiskFactorListing.model_validate(answer)
 
     def index(
         self, base_year: int | str | None = None, *, timeout: float | None = None
@@ -193,7 +182,11 @@ class Client:
         if cached is not None:
             answer = with_staleness(cached, self.settings.index_stale_after_seconds, utcnow())
             return IndexAnswer.model_validate(answer)
-        return IndexAnswer.model_validate(self.call("index.latest", year, timeout=timeout))
+        return self.index_uncached(year, timeout=timeout)
+
+    def index_uncached(self, base_year: int, *, timeout: float | None = None) -> IndexAnswer:
+        """`index` of a base year already parsed, without a cache read."""
+        return IndexAnswer.model_validate(self.call("index.latest", base_year, timeout=timeout))
 
     def refresh_index(self, timeout: float | None = None) -> RefreshReport:
         """Enqueue a refresh from Statbel now and wait for its report.
@@ -218,20 +211,14 @@ class Client:
         )
         return RefreshReport.model_validate(report)
 
-    def _ask(
-        self, model: type[Answer], kind: str, key: int | str, task: str, timeout: float | None
-    ) -> Answer:
-        cached = self._cached(kind, key)
-        if cached is not None:
-            logger.info("cache hit %s %s: no task sent", kind, key)
-            return model.model_validate(cached)
-        return model.model_validate(self.call(task, key, timeout=timeout))
-
     def _cached(self, kind: str, key: object) -> dict[str, Any] | None:
         try:
-            return self._cache.get(kind, key)
+            cached = self._cache.get(kind, key)
         except redis.RedisError:
             return None  # the cache is an optimisation: the queue still answers
+        if cached is not None:
+            logger.info("cache hit %s %s: no task sent", kind, key)
+        return cached
 
     def call(
         self,

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-RUN_ID = uuid.uuid4().hex[:10]
-ADMIN_DATABASE_URL = os.environ.get(
-    "ZIPSCORE_TEST_ADMIN_DATABASE_URL",
-    os.environ.get("ZIPSCORE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-)
-TEST_DATABASE = f"zipscore_test_{RUN_ID}"
-TEST_DATABASE_URL = urlunsplit(urlsplit(ADMIN_DATABASE_URL)._replace(path=f"/{TEST_DATABASE}"))
-TEST_PREFIX = f"zipscore-test-{RUN_ID}"
+from tests.support.environment import TEST_DATABASE_URL, TEST_PREFIX
+from tests.support.settings import MakeSettings, make_settings
 
 os.environ["ZIPSCORE_DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["ZIPSCORE_REDIS_PREFIX"] = TEST_PREFIX
@@ -32,7 +24,7 @@ os.environ["ZIPSCORE_INDEX_RETRY_MAX_RETRIES"] = "2"
 os.environ["ZIPSCORE_INDEX_RETRY_BACKOFF_SECONDS"] = "1"
 os.environ["ZIPSCORE_INDEX_RETRY_BACKOFF_MAX_SECONDS"] = "1"
 
-pytest_plugins = ["tests.plugins.resources", "tests.services"]
+pytest_plugins = ["tests.support.resources", "tests.support.services"]
 TIERS = ("integration", "e2e")
 
 
@@ -52,3 +44,9 @@ def _root_logger_restored() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(name="make_settings")
+def settings_factory() -> MakeSettings:
+    """`make_settings(**overrides) -> Settings`: the environment and the overrides, no .env."""
+    return make_settings

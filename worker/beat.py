@@ -23,8 +23,8 @@ from celery.beat import PersistentScheduler
 from celery.schedules import crontab
 
 from worker.beat_lock import RedisLock
-from worker.cache import redis_client
-from worker.settings import Settings, get_settings
+from worker.contract.result_cache import redis_client
+from worker.contract.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ Run a worker for interactive lookups and the index, and one for batches:
     celery -A worker worker -Q lookups,index -c 2 -n lookups@%h
     celery -A worker worker -Q batch -c 2 -n batch@%h
 
-Producers import `app` only to `send_task` by name: this module imports nothing heavy
-(no psycopg, no HTTP client); task modules are loaded by the worker through `include`.
+Producers never import it: they send by name through `worker.contract.messaging`, whose
+configuration this app starts from; task modules are loaded by the worker through `include`.
 """
 
 from __future__ import annotations
@@ -16,37 +16,30 @@ from typing import Any
 
 from celery import Celery
 from celery.exceptions import CPendingDeprecationWarning
-from kombu import Queue
 
-import worker.flower_guard  # connects Celery's import_modules signal: Flower's safety check
-import worker.log_setup  # noqa: F401  (connects Celery's setup_logging signal)
-from worker import (
-    broker_memory,
-    broker_transport,
-    redis_health,  # noqa: F401  (connects worker_ready: warns of an evicting Redis)
-)
 from worker.beat import SCHEDULE_FILE, beat_schedule, tick_interval
-from worker.settings import Settings, get_settings
+from worker.broker import (
+    patient_results,
+    readiness,  # noqa: F401  (connects worker_ready: warns of an evicting Redis)
+)
+from worker.broker import sentinel as broker_sentinel
+from worker.broker import transport as broker_transport
+from worker.contract import log_setup  # noqa: F401  (connects Celery's setup_logging signal)
+from worker.contract.messaging import messaging_config
+from worker.contract.settings import Settings, get_settings
+from worker.contract.tasks import QUEUES
+from worker.flower import guard  # noqa: F401  (connects import_modules: Flower's safety check)
 
-QUEUES = ("lookups", "batch", "index")
-TASK_MODULES = ["worker.tasks", "worker.index_tasks"]
+TASK_MODULES = ["worker.lookups.tasks", "worker.batch.tasks", "worker.index.tasks"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    """Celery's configuration, every choice derived from zipscore's settings."""
-    prefix = f"{settings.redis_prefix}:"
-    transport = {
-        # Keys of this deployment (or test run) never collide with another on the same Redis.
-        "global_keyprefix": prefix,
-        # A message unacknowledged this long is handed to another worker: keep it above
-        # the hard time limit and every retry countdown, or a task can run twice.
-        "visibility_timeout": settings.visibility_timeout_seconds,
-        "socket_connect_timeout": 5,
-        "socket_timeout": 30,
-        "retry_on_timeout": True,
-        # Read by worker/broker_transport.py: messages on these queues must be zipscore
+    """Celery's configuration: the contract's messaging, then what only a worker needs."""
+    config = messaging_config(settings)
+    envelope_rules = {
+        # Read by worker/broker/transport.py: messages on these queues must be zipscore
         # tasks; an ETA farther than the longest retry countdown is refused, as is a
-        # time limit longer than the hard one (see worker/envelope.py), and a message
+        # time limit longer than the hard one (see worker/broker/envelope.py), and a message
         # with an ETA once a worker holds max_eta_messages of them.
         "task_queues": QUEUES,
         "max_eta_seconds": settings.max_eta,
@@ -54,27 +47,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "max_eta_messages": settings.max_eta_messages,
     }
     return {
-        "broker_url": settings.broker,
-        "result_backend": settings.result_backend,
-        "broker_transport_options": transport,
-        "result_backend_transport_options": {
-            "global_keyprefix": prefix,
-            # Give up reconnecting after ~1.5 s so a producer answers BACKEND_UNAVAILABLE
-            # within its timeout instead of hanging (the default retries for ~20 s).
-            "retry_policy": {
-                "max_retries": 3,
-                "interval_start": 0,
-                "interval_step": 0.5,
-                "interval_max": 0.5,
-            },
-        },
+        **config,
+        "broker_transport_options": {**config["broker_transport_options"], **envelope_rules},
         "broker_connection_retry_on_startup": True,
-        # JSON only, everywhere: pickle is never accepted.
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "accept_content": ["json"],
-        "result_accept_content": ["json"],
-        "event_serializer": "json",
         # Acknowledge after the work is done; every task is idempotent so a redelivery is safe.
         "task_acks_late": True,
         # A pool process that dies mid-task (SIGKILL, out of memory) fails its task with
@@ -102,30 +77,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
-        "result_expires": settings.result_expires_seconds,
         "worker_max_memory_per_child": settings.worker_max_memory_per_child_kb,
-        "task_publish_retry_policy": {
-            "max_retries": 3,
-            "interval_start": 0.2,
-            "interval_step": 0.5,
-            "interval_max": 2,
-        },
         # Events so Flower sees workers and tasks live.
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
         "task_track_started": True,
         "worker_hijack_root_logger": False,
         # Refused messages (pickle, broken bodies): one log line with the id, then dropped.
-        "worker_consumer": "worker.consumer:RefusingConsumer",
-        "task_queues": [Queue(name) for name in QUEUES],
-        "task_default_queue": "lookups",
-        "task_routes": {
-            "zipcodes.*": {"queue": "lookups"},
-            "batch.*": {"queue": "batch"},
-            "index.*": {"queue": "index"},
-        },
-        "timezone": "Europe/Brussels",
-        "enable_utc": True,
+        "worker_consumer": "worker.broker.consumer:RefusingConsumer",
         # One beat at a time (a Redis lock), its state in a directory a non-root user owns.
         "beat_scheduler": "worker.beat:LockedScheduler",
         "beat_schedule": beat_schedule(settings),
@@ -147,8 +105,9 @@ def create_app(settings: Settings | None = None) -> Celery:
     """Build the Celery app from settings; called once, below."""
     broker_transport.use()  # survives a broker restart with messages in hand
     quiet_decided_warnings()
-    broker_memory.use()  # a result waits while Redis is out of memory
-    celery = Celery("zipscore", include=TASK_MODULES, task_cls=broker_memory.PatientTask)
+    patient_results.use()  # a result waits while Redis is out of memory
+    broker_sentinel.use()  # the same for sentinel:// broker and result URLs
+    celery = Celery("zipscore", include=TASK_MODULES, task_cls=patient_results.PatientTask)
     celery.conf.update(celery_config(settings or get_settings()))
     return celery
 

@@ -11,16 +11,16 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from worker.batch import ScoringTable
-from worker.batch_store import BatchStore, batch_store_from_settings
-from worker.cache import ResultCache, cache_from_settings
-from worker.current_table import CurrentTable
-from worker.index_cache import IndexCache, index_cache_from_settings
-from worker.zipcodes import PostgresZipcodeStore, ZipcodeStore
+from worker.batch.scoring import ScoringTable
+from worker.contract.batch_store import BatchStore, batch_store_from_settings
+from worker.contract.index_cache import IndexCache, index_cache_from_settings
+from worker.contract.result_cache import ResultCache, cache_from_settings
+from worker.lookups.current_table import CurrentTable
+from worker.lookups.zipcodes import PostgresZipcodeStore, ZipcodeStore
 
 if TYPE_CHECKING:
-    from worker.index import Source
-    from worker.index_store import HealthIndexStore
+    from worker.index.service import Source
+    from worker.index.store import HealthIndexStore
 
 # Pinned tables kept per process: a job's version and the one of the job before it.
 MAX_TABLES = 2
@@ -64,7 +64,7 @@ def _fresh() -> _Runtime:
 def store() -> ZipcodeStore:
     runtime = _fresh()
     if runtime.store is None:
-        from worker.db import get_pool
+        from worker.database.pool import get_pool
 
         runtime.store = PostgresZipcodeStore(get_pool())
     return runtime.store
@@ -126,8 +126,8 @@ def _fresh_index() -> _Runtime:
 def index_store() -> HealthIndexStore:
     runtime = _fresh_index()
     if runtime.index_store is None:
-        from worker.db import get_pool
-        from worker.index_store import PostgresHealthIndexStore
+        from worker.database.pool import get_pool
+        from worker.index.store import PostgresHealthIndexStore
 
         runtime.index_store = PostgresHealthIndexStore(get_pool())
     return runtime.index_store
@@ -143,7 +143,7 @@ def index_cache() -> IndexCache:
 def statbel() -> Source:
     runtime = _fresh_index()
     if runtime.statbel is None:
-        from worker.statbel import source_from_settings
+        from worker.index.statbel import source_from_settings
 
         runtime.statbel = source_from_settings()
     return runtime.statbel

@@ -1,8 +1,8 @@
 """Batch scoring benchmark: the floor, the naive design and zipscore, side by side.
 
     make bench                                   # everything (1M and 5M rows)
-    python ops/bench/batch_bench.py --rows 200000 --skip-5m
-    python ops/bench/batch_bench.py --profile    # also reports/bench-*.prof, top functions
+    python -m ops.bench.batch_bench --rows 200000 --skip-5m
+    python -m ops.bench.batch_bench --profile    # also reports/bench-*.prof, top functions
 
 Prints one table:
  (1) the floor: one process, csv.reader -> dict lookup -> csv.writer, no queue;
@@ -30,175 +30,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import itertools
 import json
-import os
 import pstats
-import random
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psutil
-import psycopg
-import redis
-from psycopg import sql
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from ops import celery_worker
+from ops.bench import peers
+from ops.bench.environment import ROOT, Env, environment, worker, zipscore_exe
+from ops.bench.inputs import expanded_table, generate, generate_portfolio
 
-from ops import celery_worker  # noqa: E402
-from ops.bench import peers  # noqa: E402
-from worker.risk_table import expand, parse_text  # noqa: E402
-
-SAMPLE_TABLE = ROOT / "ops" / "sample_data" / "risk-table.sample.csv"
 MB = 1024 * 1024
 FLOOR_RATIO, NAIVE_RATIO, RSS_LIMIT_MB, RSS_DRIFT = 0.5, 300.0, 150.0, 0.10
-
-
-# -- environment ----------------------------------------------------------------------------
-
-
-@dataclass
-class Env:
-    run_id: str
-    admin_url: str
-    database_url: str
-    prefix: str
-    redis_url: str
-
-    @property
-    def vars(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "ZIPSCORE_DATABASE_URL": self.database_url,
-            "ZIPSCORE_REDIS_PREFIX": self.prefix,
-            "ZIPSCORE_REDIS_URL": self.redis_url,
-            "PYTHONUNBUFFERED": "1",
-        }
-
-
-@contextlib.contextmanager
-def environment() -> Iterator[Env]:
-    run_id = uuid.uuid4().hex[:8]
-    admin = os.environ.get("ZIPSCORE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"zipscore_bench_{run_id}"
-    env = Env(
-        run_id,
-        admin,
-        urlunsplit(urlsplit(admin)._replace(path=f"/{name}")),
-        f"zipscore-bench-{run_id}",
-        os.environ.get("ZIPSCORE_REDIS_URL", "redis://127.0.0.1:6379/0"),
-    )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        for args in (["db", "migrate"], ["db", "load-zipcodes", str(SAMPLE_TABLE)]):
-            subprocess.run([zipscore_exe(), *args], env=env.vars, check=True, capture_output=True)
-        yield env
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        client = redis.Redis.from_url(env.redis_url)
-        for key in client.scan_iter(match=f"{env.prefix}*", count=1000):
-            client.delete(key)
-
-
-def zipscore_exe() -> str:
-    return shutil.which("zipscore", path=str(Path(sys.executable).parent)) or "zipscore"
-
-
-@contextlib.contextmanager
-def worker(env: Env, queues: str, log: Path, *extra: str) -> Iterator[psutil.Process]:
-    """`celery -A worker worker -Q queues -c 2` until the block ends (warm shutdown)."""
-    argv = celery_worker.command(queues, f"bench-{queues}-{env.run_id}", extra=extra)
-    process = celery_worker.start(env.vars, log, argv)
-    try:
-        yield psutil.Process(process.pid)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-# -- input ----------------------------------------------------------------------------------
-
-
-def write_once(path: Path, header: str, lines: Iterator[str]) -> Path:
-    """Write `header` and `lines` to `path` unless it exists (inputs are kept between runs)."""
-    if path.exists() and path.stat().st_size > 0:
-        return path
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as out:
-        out.write(header)
-        while block := list(itertools.islice(lines, 100_000)):
-            out.write("".join(block))
-    tmp.rename(path)
-    return path
-
-
-def generate(path: Path, rows: int) -> Path:
-    """A portfolio: policy id, zipcode (1 % bad, the rest 1000-9999), insured value, date."""
-    rng = random.Random(rows)  # noqa: S311 - test data, not secrets
-    bad = ["", "abc", "999", "10000", " 9000"]
-
-    def lines() -> Iterator[str]:
-        for i in range(rows):
-            zipcode = rng.choice(bad) if rng.random() < 0.01 else str(rng.randint(1000, 9999))
-            yield (
-                f"P{i:09d},{zipcode},{rng.randint(1_000, 900_000)},"
-                f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}\n"
-            )
-
-    return write_once(path, "policy_id,zipcode,insured_value,start_date\n", lines())
-
-
-FIRST_NAMES = ["Jan", "Marie", "Luc", "Anne-Sophie", "Mohamed", "Els", "Pieter", "Lotte"]
-LAST_NAMES = ["Peeters", "Janssens", "Maes", "Dubois", "Van den Broeck", "O'Neil", "Lambert"]
-
-
-def generate_portfolio(path: Path, rows: int) -> Path:
-    """A realistic portfolio: `customer_id,name,zipcode,premium`; names like `"Maes, Jan"`
-    (a quoted comma) or `"Els ""Lizzy"" Peeters"` (doubled quotes); 1 % bad zipcodes."""
-    rng = random.Random(rows + 1)  # noqa: S311 - test data, not secrets
-    bad = ["", "abc", "999", "10000", "12a4"]
-
-    def lines() -> Iterator[str]:
-        for i in range(rows):
-            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-            shape = rng.random()
-            if shape < 0.3:
-                name = f'"{last}, {first}"'
-            elif shape < 0.4:
-                name = f'"{first} ""{first[:3]}"" {last}"'
-            else:
-                name = f"{first} {last}"
-            zipcode = rng.choice(bad) if rng.random() < 0.01 else str(rng.randint(1000, 9999))
-            yield f"C{i:08d},{name},{zipcode},{rng.randint(100, 5_000)}.{i % 100:02d}\n"
-
-    return write_once(path, "customer_id,name,zipcode,premium\n", lines())
-
-
-def expanded_table(path: Path) -> Path:
-    """The sample risk table, one `zipcode,risk_factor` row a zipcode, for the peers."""
-    pairs = expand(parse_text(SAMPLE_TABLE.read_text()))
-    path.write_text(
-        "zipcode,risk_factor\n" + "".join(f"{zipcode},{factor}\n" for zipcode, factor in pairs)
-    )
-    return path
 
 
 # -- (1) the floor --------------------------------------------------------------------------
@@ -295,7 +146,7 @@ def zipscore(env: Env, source: Path, workdir: Path, profile: bool) -> ScoreRun:
         if profile:
             out = ROOT / "reports" / "bench-producer.prof"
             out.parent.mkdir(exist_ok=True)
-            command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "producer.cli"]
+            command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "producer.cli.main"]
             command += ["score", str(source), "-o", str(target), "--json"]
         started = time.perf_counter()
         producer = psutil.Popen(

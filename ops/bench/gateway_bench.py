@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 import redis
 
-from ops.bench.batch_bench import ROOT, Env, environment, worker
+from ops.bench.environment import ROOT, Env, environment, worker
 from ops.http_server import serving
 
 HOST = "127.0.0.1"
@@ -86,7 +86,7 @@ def serve_blocking(port: int) -> None:
     import uvicorn
 
     from producer.client import Client
-    from producer.gateway import create_app
+    from producer.gateway.app import create_app
 
     async def inline(call: Any) -> Any:
         return call()
@@ -103,7 +103,7 @@ def serve_blocking(port: int) -> None:
 def gateway(env: Env, variant: str, log: Path) -> Iterator[str]:
     port = free_port()
     if variant == "off-loop":
-        command = [sys.executable, "-m", "producer.cli", "serve", "--host", HOST]
+        command = [sys.executable, "-m", "producer.cli.main", "serve", "--host", HOST]
         command += ["--port", str(port)]
     else:
         command = [sys.executable, __file__, "--serve-blocking", str(port)]

@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from ops.bench.batch_bench import environment, zipscore_exe
+from ops.bench.environment import environment, zipscore_exe
 from ops.bench.gateway_bench import HOST, free_port
 from ops.http_server import serving
 

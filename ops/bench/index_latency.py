@@ -72,9 +72,10 @@ def self_contained() -> Iterator[None]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     worker = None
     try:
-        from worker import db, migrations
-        from worker.health_index import IndexMonth
-        from worker.index_store import PostgresHealthIndexStore
+        from worker.database import migrations
+        from worker.database import pool as db
+        from worker.index.document import IndexMonth
+        from worker.index.store import PostgresHealthIndexStore
 
         with db.connect() as conn:
             migrations.migrate(conn)
@@ -95,7 +96,7 @@ def self_contained() -> Iterator[None]:
         if worker is not None:
             worker.terminate()
             worker.wait(30)
-        from worker.settings import get_settings
+        from worker.contract.settings import get_settings
 
         client = redis.Redis.from_url(get_settings().cache)
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
@@ -108,7 +109,7 @@ def self_contained() -> Iterator[None]:
 
 def measure(runs: int, cli_runs: int, base_year: int) -> None:
     from producer.client import Client
-    from worker.index_cache import index_cache_from_settings
+    from worker.contract.index_cache import index_cache_from_settings
 
     client = Client(timeout=15)
     cache = index_cache_from_settings()

@@ -19,7 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ops.bench.batch_bench import ROOT, environment, generate, profile_worker, worker
+from ops.bench.batch_bench import profile_worker
+from ops.bench.environment import ROOT, environment, worker
+from ops.bench.inputs import generate
 
 REPORTS = ROOT / "reports"
 
@@ -68,7 +70,7 @@ def main() -> int:
             target = args.workdir / "profile.scored.csv"
             profiled(
                 outputs["batch (producer)"],
-                ["-m", "producer.cli", "score", str(source), "-o", str(target), "--json"],
+                ["-m", "producer.cli.main", "score", str(source), "-o", str(target), "--json"],
                 env.vars,
             )
         outputs["batch (worker, solo pool)"] = profile_worker(env, source, args.workdir)

@@ -1,10 +1,10 @@
 """Drill-only: a visibility timeout far below what zipscore's settings allow.
 
-`worker.settings.Settings` refuses a visibility timeout under twice the longest time a
+`worker.contract.settings.Settings` refuses a visibility timeout under twice the longest time a
 message can stay unacknowledged (the hard time limit plus the longest retry countdown), and
 under 60 s at all: Redis would hand a message a worker is still running to another worker.
 This module bypasses the guard in one worker process, to show what it prevents
-(tests/drills/test_visibility_timeout.py); there is no such switch in the production code.
+(tests/drills/broker/test_visibility_timeout.py); there is no such switch in the production code.
 
     celery -A worker worker -I ops.drills.drill_tasks,ops.drills.short_visibility
 

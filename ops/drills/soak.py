@@ -1,7 +1,7 @@
 """Soak and throughput drill: 32 concurrent producers against one worker, with figures.
 
-    python ops/drills/soak.py                 # 60 s soak, 10 s per throughput phase (make drills)
-    python ops/drills/soak.py --seconds 4 --phase-seconds 2 --json   # the scaled test
+    python -m ops.drills.soak                 # 60 s soak, 10 s per throughput phase (make drills)
+    python -m ops.drills.soak --seconds 4 --phase-seconds 2 --json   # the scaled test
 
 It starts a Redis of its own (free port, append-only), a database of its own on the
 Postgres of ZIPSCORE_TEST_ADMIN_DATABASE_URL / ZIPSCORE_DATABASE_URL (created, loaded with
@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
@@ -40,10 +39,9 @@ import psutil
 import psycopg
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from ops.drills.servers import RedisServer, WorkerProcess
 
-from tests.drills.servers import RedisServer, WorkerProcess  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 ADMIN_URL = os.environ.get(
     "ZIPSCORE_TEST_ADMIN_DATABASE_URL",
@@ -223,8 +221,9 @@ def server_cpu_seconds(
 @contextlib.contextmanager
 def soak_database() -> Iterator[str]:
     """A database of the soak's own, migrated and loaded with the sample table."""
-    from worker import migrations, zipcodes
-    from worker.risk_table import parse_text
+    from worker.database import migrations
+    from worker.lookups import zipcodes
+    from worker.lookups.risk_table import parse_text
 
     name = f"zipscore_soak_{uuid.uuid4().hex[:8]}"
     url = urlunsplit(urlsplit(ADMIN_URL)._replace(path=f"/{name}"))

@@ -1,9 +1,10 @@
 """Drills: faults, load and hostile input against real processes the test owns.
 
 Every test here carries the `drill` marker. `make test` runs them scaled down; `make drills`
-sets ZIPSCORE_DRILLS=full for the full versions (`scaled(ci, full)` picks the figure).
+sets ZIPSCORE_DRILLS=full for the full versions (`scaled(ci, full)` of tests/support/drills.py
+picks the figure).
 Each drill gets a Redis of its own (redis-server on a free port, append-only file on) and a
-Redis prefix; the database is the run's own (tests/services.py) unless a drill needs a
+Redis prefix; the database is the run's own (tests/support/services.py) unless a drill needs a
 Postgres it can stop, which `private_postgres` gives.
 """
 
@@ -11,28 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_DATABASE_URL, TEST_PREFIX
-from tests.drills.servers import ROOT, PostgresCluster, RedisServer, WorkerProcess
-from tests.services import SAMPLE_TABLE
-from worker import migrations, zipcodes
-from worker.risk_table import parse_text
-
-FULL = os.environ.get("ZIPSCORE_DRILLS") == "full"
-StartWorker = Callable[..., WorkerProcess]
-
-
-def scaled(ci: Any, full: Any) -> Any:
-    """The figure for this run: `full` under `make drills`, `ci` in `make test`."""
-    return full if FULL else ci
+from ops.drills.servers import PostgresCluster, RedisServer, WorkerProcess
+from tests.support.drills import StartWorker
+from tests.support.environment import TEST_DATABASE_URL, TEST_PREFIX
+from tests.support.paths import SAMPLE_TABLE
+from worker.database import migrations
+from worker.lookups import zipcodes
+from worker.lookups.risk_table import parse_text
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -82,24 +75,6 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
             worker.close()
 
 
-def run_producer(env: dict[str, str], *args: str, timeout: float = 120) -> Any:
-    """`python -m tests.drills.producer ARGS` with `env`; its JSON answer."""
-    import json
-
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.drills.producer", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
-
-
-def seed(conn: Any) -> None:
-    """Migrate and load the sample risk table (a fresh database)."""
-    migrations.migrate(conn)
-    zipcodes.load_rules(conn, parse_text(SAMPLE_TABLE.read_text()))
-
-
 @pytest.fixture(scope="session")
 def private_postgres(services: None) -> Iterator[PostgresCluster]:
     """A Postgres cluster of the drills' own, password auth, migrated and loaded; stoppable."""
@@ -107,7 +82,8 @@ def private_postgres(services: None) -> Iterator[PostgresCluster]:
     try:
         cluster.start()
         with contextlib.closing(cluster.connect()) as conn:
-            seed(conn)
+            migrations.migrate(conn)
+            zipcodes.load_rules(conn, parse_text(SAMPLE_TABLE.read_text()))
         yield cluster
     finally:
         cluster.close()

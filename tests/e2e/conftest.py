@@ -6,63 +6,20 @@ worker of the integration tier never takes their messages.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from ops import celery_worker
-from tests.conftest import TEST_PREFIX
-
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "reports" / "screenshots"
-
-
-@contextlib.contextmanager
-def headless_chromium() -> Iterator[Any]:
-    """Debian's Chromium under Playwright, headless and quiet on this closed network; the
-    test fails in CI without it (make browser installs it) and is skipped elsewhere."""
-    if not CHROMIUM.exists():
-        if os.environ.get("ZIPSCORE_REQUIRE_SERVICES") == "1":
-            pytest.fail("chromium is required in CI (make browser installs it)")
-        pytest.skip("chromium is not installed: `make browser` installs Debian's package")
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-E2E_PREFIX = f"{TEST_PREFIX}-e2e"
+from tests.support.environment import E2E_PREFIX
 
 
 @pytest.fixture(scope="session")
 def e2e_env(database: str) -> dict[str, str]:
     return {**os.environ, "ZIPSCORE_REDIS_PREFIX": E2E_PREFIX, "PYTHONUNBUFFERED": "1"}
-
-
-def console(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run the installed `zipscore` console script."""
-    exe = shutil.which("zipscore", path=str(Path(sys.executable).parent)) or "zipscore"
-    return subprocess.run(
-        [exe, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False
-    )
 
 
 @pytest.fixture(scope="session")

@@ -5,58 +5,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import fakeredis
 import pytest
+from celery import Celery
 from click.testing import CliRunner
 
+from tests.support.fakes import (
+    SAMPLE_RULES,
+    STATBEL_TEST_URL,
+    DictZipcodeStore,
+    MemoryHealthIndexStore,
+)
 from worker import runtime
-from worker.batch_store import BatchStore
-from worker.cache import ResultCache
 from worker.celery_app import app
-from worker.health_index import IndexMonth
-from worker.index_cache import IndexCache
-from worker.index_store import Latest, StoreReport
-from worker.risk_table import Rule, expand
-from worker.statbel import StatbelSource
-
-
-class DictZipcodeStore:
-    """The risk table in memory, with a version bumped by `load` like the real table."""
-
-    def __init__(self, rules: list[Rule]) -> None:
-        self.version = 0
-        self.table: dict[int, str] = {}
-        self.queries = 0
-        self.load(rules)
-
-    def load(self, rules: list[Rule]) -> None:
-        self.table = dict(expand(rules))
-        self.version += 1
-
-    def current_version(self) -> int:
-        self.queries += 1
-        return self.version
-
-    def by_risk_factor(self, risk_factor: str) -> tuple[int, list[int]]:
-        self.queries += 1
-        return self.version, sorted(z for z, f in self.table.items() if f == risk_factor)
-
-    def snapshot(self) -> tuple[int, dict[int, str]]:
-        self.queries += 1
-        return self.version, dict(self.table)
-
-
-SAMPLE_RULES = [
-    Rule(1000, 1310, "C"),
-    Rule(1315, 1315, "B"),
-    Rule(9000, 9169, "B"),
-    Rule(9170, 9240, "A"),
-]
+from worker.contract.batch_store import BatchStore
+from worker.contract.index_cache import IndexCache
+from worker.contract.result_cache import ResultCache
+from worker.index.statbel import StatbelSource
 
 
 @pytest.fixture
@@ -95,58 +63,22 @@ def eager(
     sent: list[tuple[str, tuple[Any, ...]]] = []
 
     def send_task(
-        name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, **_: Any
+        sender: Celery,
+        name: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        **_: Any,
     ) -> Any:
         sent.append((name, tuple(args)))
         return app.tasks[name].apply(args=args, kwargs=kwargs)
 
     app.loader.import_default_modules()
-    monkeypatch.setattr(app, "send_task", send_task)
+    # Producers send through their own app (worker.contract.messaging): every app's
+    # send_task runs the worker app's task here instead of publishing it.
+    monkeypatch.setattr(Celery, "send_task", send_task)
     runtime.use(store=store, cache=cache, batch=batch_store)
     yield sent
     runtime.use()
-
-
-class MemoryHealthIndexStore:
-    """The health index history in memory, with the Postgres store's upsert semantics."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[int, date], tuple[Decimal, datetime]] = {}
-        self.refreshes: list[tuple[datetime, tuple[int, ...]]] = []
-        self.now = datetime.now(UTC)
-
-    def is_empty(self) -> bool:
-        return not self.rows
-
-    def store(self, months: Sequence[IndexMonth]) -> StoreReport:
-        new = changed = 0
-        for month in months:
-            key = (month.base_year, month.period)
-            if key not in self.rows:
-                new += 1
-            elif self.rows[key][0] != month.value:
-                changed += 1
-            else:
-                continue
-            self.rows[key] = (month.value, self.now)
-        base_years = tuple(sorted({m.base_year for m in months}))
-        self.refreshes.append((self.now, base_years))
-        return StoreReport(base_years, len(months), new, changed, self.now)
-
-    def latest(self, base_year: int) -> Latest | None:
-        periods = [period for (year, period) in self.rows if year == base_year]
-        if not periods:
-            return None
-        value, fetched_at = self.rows[(base_year, max(periods))]
-        confirmed = [at for at, years in self.refreshes if base_year in years]
-        return Latest(base_year, max(periods), value, max(confirmed, default=fetched_at))
-
-    def remove(self, base_year: int, period: date) -> Decimal | None:
-        found = self.rows.pop((base_year, period), None)
-        return None if found is None else found[0]
-
-
-STATBEL_TEST_URL = "https://statbel.test/bestat/api/views/health-index/result/JSON"
 
 
 @pytest.fixture
@@ -176,7 +108,7 @@ def index_eager(
 @pytest.fixture
 def settings_error(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     """Set environment variables, load the settings, return the SettingsError's message."""
-    from worker.settings import SettingsError, get_settings
+    from worker.contract.settings import SettingsError, get_settings
 
     def load(env: dict[str, str]) -> str:
         for name, value in env.items():
@@ -197,7 +129,7 @@ def runner(
     eager: list[tuple[str, tuple[Any, ...]]], cache: ResultCache, monkeypatch: pytest.MonkeyPatch
 ) -> CliRunner:
     """The CLI in-process over the eager client (tasks run here, fakeredis, memory stores)."""
-    from producer import cli
+    from producer.cli import main as cli
     from producer.client import Client
 
     monkeypatch.setattr(cli, "make_client", lambda: Client(cache=cache, timeout=1.0))

@@ -1,1 +1,0 @@
-"""Pytest plugins for the zipscore test suite; ``resources`` is the per-test resource monitor."""

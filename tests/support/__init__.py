@@ -1,0 +1,2 @@
+"""What the test tiers share: fakes, builders, servers, test hosts; `resources` is the
+per-test resource monitor plugin."""

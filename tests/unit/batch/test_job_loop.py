@@ -1,0 +1,73 @@
+"""The job loop (producer/batch/job_loop.py): chunks lost or failed are sent again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producer.client import Client
+from tests.support.batch_jobs import (
+    Sent,
+    chunk_sends,
+)
+from tests.support.portfolios import check_output, portfolio
+from worker.contract.errors import ErrorCode, ZipscoreError
+
+
+class LostResult:
+    """A task whose message vanished with a killed worker: it never runs."""
+
+    state = "PENDING"
+    id = "lost"
+
+
+class FailedResult:
+    state = "FAILURE"
+    id = "failed"
+
+
+@pytest.mark.parametrize("lost", [LostResult(), FailedResult()], ids=["deadline", "failure"])
+def test_chunks_that_never_complete_are_sent_again(
+    client: Client,
+    eager: Sent,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lost: object,
+) -> None:
+    apply = client.app.send_task
+    dropped: list[int] = []
+
+    def lose_chunk_2_once(name: str, args: tuple[Any, ...] = (), **kw: Any) -> Any:
+        if name == "batch.score_chunk" and args[0]["chunk"] == 2 and not dropped:
+            dropped.append(2)
+            eager.append((name, tuple(args)))
+            return lost
+        return apply(name, args=args, **kw)
+
+    monkeypatch.setattr(client.app, "send_task", lose_chunk_2_once)
+    monkeypatch.setattr("producer.batch.job_loop.STATE_CHECK_AFTER", 0.0)
+    summary = client.score_file(
+        portfolio(tmp_path / "in.csv", 50), tmp_path / "out.csv", chunk_size=5
+    )
+    check_output(tmp_path / "out.csv", 50)
+    assert chunk_sends(eager).count(2) == 2
+    assert client.batch_status(summary.job_id).resubmitted == 1
+
+
+def test_a_chunk_that_keeps_failing_stops_the_job_with_a_resume_hint(
+    client: Client, eager: Sent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply = client.app.send_task
+
+    def chunk_1_always_lost(name: str, args: tuple[Any, ...] = (), **kw: Any) -> Any:
+        if name == "batch.score_chunk" and args[0]["chunk"] == 1:
+            return LostResult()
+        return apply(name, args=args, **kw)
+
+    monkeypatch.setattr(client.app, "send_task", chunk_1_always_lost)
+    with pytest.raises(ZipscoreError) as caught:
+        client.score_file(portfolio(tmp_path / "in.csv", 20), tmp_path / "out.csv", chunk_size=5)
+    assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
+    assert "--resume" in caught.value.message
