@@ -39,7 +39,8 @@ class _Flight:
     sent_at: float
     attempts: int = 1
     checked_at: float = 0.0
-    backed_up: bool = False  # a backup copy was sent for this attempt
+    backups: int = 0  # backup copies sent for this attempt
+    backup_at: float = 0.0  # when the latest was sent
 
 
 class JobLoop:
@@ -126,7 +127,7 @@ class JobLoop:
                 for index in self.store.wait_for_notice(self.job, self.settings.batch_poll_seconds):
                     done = self.in_flight.get(index)
                     if done is not None and done.task is not None:
-                        if not done.backed_up:
+                        if not done.backups:
                             self.pace.completed(time.monotonic() - done.sent_at)
                         done.task = None  # its output is in Redis
                 self._resubmit_overdue()
@@ -223,7 +224,9 @@ class JobLoop:
                     flight.task = None
                 else:
                     self._resend(index, flight)
-            elif not flight.backed_up and age > self.pace.backup_after():
+            elif backups.due(
+                flight.backups, now - max(flight.sent_at, flight.backup_at), self.pace
+            ):
                 self._send_backup(index, flight)
             elif age > STATE_CHECK_AFTER and now - flight.checked_at > STATE_CHECK_AFTER:
                 flight.checked_at = now
@@ -247,7 +250,8 @@ class JobLoop:
         if self.layout.changed(os.fstat(self.source.fileno())):
             raise input_changed(self.record["input"])
         flight.task = self._send(index, read_chunk(self.source, flight.start, flight.end))
-        flight.backed_up = True
+        flight.backups += 1
+        flight.backup_at = time.monotonic()
         self.resubmitted += 1
 
     def _resend(self, index: int, flight: _Flight) -> None:
@@ -266,7 +270,7 @@ class JobLoop:
         flight.task = self._send(index, data)
         flight.sent_at = time.monotonic()
         flight.checked_at = 0.0
-        flight.backed_up = False
+        flight.backups, flight.backup_at = 0, 0.0
 
     def _update(self, fields: dict[str, Any], *, written_chunk: int | None = None) -> None:
         """Write the job's state if the lease is still held; else stop (TIMEOUT)."""
