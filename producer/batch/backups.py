@@ -21,7 +21,7 @@ from collections import deque
 
 MAX_BACKUPS = 3  # copies of one chunk per attempt (a copy's worker may be killed too)
 BACKUP_FACTOR = 4.0
-BACKUP_FLOOR = 2.0  # seconds: below it, a slow chunk is more likely a busy machine
+BACKUP_FLOOR = 1.0  # seconds: below it, a slow chunk is more likely a busy machine
 SAMPLES = 64  # the chunk times the median is taken over (the latest ones)
 
 
