@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from producer.batch import fast_scan
 from worker.contract.csv_rows import BYTE_MARKS, FIELD_START, IN_QUOTES, quote_state
 from worker.contract.errors import ErrorCode, ZipscoreError
 
@@ -67,6 +68,9 @@ def cut(buf: bytes, lines: int) -> int | None:
     `buf` starts at a row boundary. The cut is extended past further line endings while a
     quoted field is open (RFC 4180 quoting, see the module docstring).
     """
+    fast = fast_scan.cut(buf, lines)
+    if fast != fast_scan.UNKNOWN:
+        return fast
     parts = buf.split(b"\n", lines)
     if len(parts) <= lines:
         return None

@@ -1,7 +1,8 @@
 """One run of one batch job: keeps the window of chunks in flight full, writes in order.
 
 A chunk that has not completed within `batch_chunk_deadline_seconds`, or whose task failed,
-is sent again; outputs are written strictly in chunk order, each one once.
+is sent again; one that runs far past the median chunk time gets a backup copy first (see
+producer/batch/backups.py). Outputs are written strictly in chunk order, each one once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from producer import metrics
+from producer.batch import backups
 from producer.batch.cutting import MB, RowTooLong, iter_chunks, read_chunk
 from producer.batch.errors import JobFailed, input_changed
 from producer.batch.lease import LeaseKeeper
@@ -38,6 +40,8 @@ class _Flight:
     sent_at: float
     attempts: int = 1
     checked_at: float = 0.0
+    backups: int = 0  # backup copies sent for this attempt
+    backup_at: float = 0.0  # when the latest was sent
 
 
 class JobLoop:
@@ -87,6 +91,7 @@ class JobLoop:
         # Chunks a killed producer had in flight may be scored already: look before sending.
         self.reuse_below = self.next_write + self.settings.batch_in_flight
         self.in_flight: dict[int, _Flight] = {}
+        self.pace = backups.ChunkPace()  # recent chunk times: when a backup copy is due
 
     def run(self) -> None:
         chunks = iter_chunks(
@@ -121,8 +126,11 @@ class JobLoop:
                 break
             if not self._write_ready():
                 for index in self.store.wait_for_notice(self.job, self.settings.batch_poll_seconds):
-                    if index in self.in_flight:
-                        self.in_flight[index].task = None  # its output is in Redis
+                    done = self.in_flight.get(index)
+                    if done is not None and done.task is not None:
+                        if not done.backups:
+                            self.pace.completed(time.monotonic() - done.sent_at)
+                        done.task = None  # its output is in Redis
                 self._resubmit_overdue()
             self.keeper.check()
         self._finish()
@@ -217,6 +225,10 @@ class JobLoop:
                     flight.task = None
                 else:
                     self._resend(index, flight)
+            elif backups.due(
+                flight.backups, now - max(flight.sent_at, flight.backup_at), self.pace
+            ):
+                self._send_backup(index, flight)
             elif age > STATE_CHECK_AFTER and now - flight.checked_at > STATE_CHECK_AFTER:
                 flight.checked_at = now
                 self._check_task(index, flight)
@@ -232,6 +244,16 @@ class JobLoop:
                 raise ZipscoreError.from_json(answer)
             if not self.store.has_chunk(self.job, index) and index >= self.next_write:
                 self._resend(index, flight)
+
+    def _send_backup(self, index: int, flight: _Flight) -> None:
+        """A copy of a chunk far slower than its peers (see producer/batch/backups.py); the
+        first copy to finish wins. Not an attempt: the deadline still counts from the send."""
+        if self.layout.changed(os.fstat(self.source.fileno())):
+            raise input_changed(self.record["input"])
+        flight.task = self._send(index, read_chunk(self.source, flight.start, flight.end))
+        flight.backups += 1
+        flight.backup_at = time.monotonic()
+        self.resubmitted += 1
 
     def _resend(self, index: int, flight: _Flight) -> None:
         if flight.task is not None:
@@ -250,6 +272,7 @@ class JobLoop:
         flight.task = self._send(index, data)
         flight.sent_at = time.monotonic()
         flight.checked_at = 0.0
+        flight.backups, flight.backup_at = 0, 0.0
 
     def _update(self, fields: dict[str, Any], *, written_chunk: int | None = None) -> None:
         """Write the job's state if the lease is still held; else stop (TIMEOUT)."""

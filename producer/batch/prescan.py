@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from producer.batch import fast_scan
 from producer.batch.cutting import MB, RowTooLong, describe_size
 from producer.batch.header import BOM, MAX_HEADER_BYTES, find_column, read_header, refuse
 from producer.batch.scan import BodyScan, line_at, measure_rows
@@ -131,7 +132,11 @@ def inspect_handle(
         if scan.quotes:
             # A quoted field may join lines into a row longer than the limit (without
             # quotes, lines are rows and were measured above).
-            measure_rows(handle, body_start, scan.offset, max_bytes)
+            found = scan.meter.first_long_row()
+            if found == fast_scan.UNKNOWN:
+                measure_rows(handle, body_start, scan.offset, max_bytes)
+            elif found is not None:
+                raise RowTooLong(found, max_bytes)
     except RowTooLong as exc:
         line = line_at(handle, body_start, exc.start)
         raise refuse(

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from producer.batch import fast_scan
 from producer.batch.cutting import RowTooLong, last_boundary
 from producer.batch.header import refuse
 from worker.contract.csv_rows import BYTE_MARKS, FIELD_START, IN_QUOTES, quote_state
@@ -35,6 +36,7 @@ class BodyScan:
         self.lines = 0
         self.quotes = False
         self.line_start = 0
+        self.meter = fast_scan.RowMeter(0, max_bytes)  # rows measured in the same pass
 
     def body(self, handle: BinaryIO, start: int) -> None:
         """Scan the body from byte `start` to the end of the file.
@@ -49,17 +51,20 @@ class BodyScan:
         decoder = codecs.getincrementaldecoder("utf-8")()
         handle.seek(start)
         self.line_start = start
+        self.meter = fast_scan.RowMeter(start, self.max_bytes)
         offset, lines, state, last = start, 0, FIELD_START, b"\n"
         while block := handle.read(SCAN_BLOCK):
             nul = block.find(b"\x00")
             if nul >= 0:
                 raise refuse(path, f"not a text file (NUL byte at byte {offset + nul})")
             try:
-                decoder.decode(block)
+                if not block.isascii() or decoder.getstate()[0]:  # ASCII is UTF-8 as it is
+                    decoder.decode(block)
             except UnicodeDecodeError as exc:
                 raise refuse(path, f"not UTF-8 (bad byte near byte {offset + exc.start})") from None
             lines += block.count(b"\n")
-            state = quote_state(block, 0, len(block), state, BYTE_MARKS)
+            fast = self.meter.block(block, offset, state)
+            state = quote_state(block, 0, len(block), state, BYTE_MARKS) if fast is None else fast
             self.quotes = self.quotes or block.find(b'"') >= 0
             self.digest.update(block)
             if self.cut_digest is not self.digest and offset + len(block) > self.cut_from:
@@ -67,6 +72,7 @@ class BodyScan:
             self._measure_lines(block, offset)
             offset += len(block)
             last = block[-1:]
+        self.meter.end(offset)
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:

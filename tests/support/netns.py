@@ -115,7 +115,11 @@ def sweep_stale() -> list[str]:
         token = match.group(1)
         _kill_all(_namespace_pids(namespace) + _processes_of_run(token))
         _ip("netns", "delete", namespace, check=False)
-        _ip("link", "delete", f"zs{token}b", check=False)
+        # The kernel drops a namespace's veth pairs only once the namespace is gone, later:
+        # delete the host ends now, so nothing of the run is left when this returns.
+        links = _ip("-o", "link", "show", check=False).stdout
+        for link in sorted(set(re.findall(rf"\b(zs{token}\w+)[@:]", links))):
+            _ip("link", "delete", link, check=False)
         removed.append(namespace)
     return removed
 

@@ -21,8 +21,10 @@ from pydantic import (
 )
 
 from worker import runtime
+from worker.batch.fast_scoring import score_bytes
 from worker.batch.scoring import score_chunk
 from worker.contract.batch_keys import is_job_id
+from worker.contract.batch_output import ChunkResult, ScoredBytes
 from worker.contract.batch_store import BatchStore
 from worker.contract.errors import ErrorCode, ZipscoreError
 from worker.lookups.zipcodes import ZipcodeStore
@@ -129,15 +131,21 @@ def score_message(batch: BatchStore, message: object) -> dict[str, Any]:
         # Written and cleaned up meanwhile (a late duplicate), or expired: the producer's
         # deadline sends it again if it still needs it.
         return {"chunk": chunk.chunk, "skipped": True}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ZipscoreError(
-            ErrorCode.BAD_INPUT_FILE, f"chunk {chunk.chunk} is not UTF-8 (did the input change?)"
-        ) from None
-    result = score_chunk(
-        text, table, column=chunk.column, columns=chunk.columns, newline=chunk.newline
+    # The vectorised path first; None leaves the chunk to the exact one.
+    result: ChunkResult | ScoredBytes | None = score_bytes(
+        data, table, column=chunk.column, columns=chunk.columns, newline=chunk.newline
     )
+    if result is None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ZipscoreError(
+                ErrorCode.BAD_INPUT_FILE,
+                f"chunk {chunk.chunk} is not UTF-8 (did the input change?)",
+            ) from None
+        result = score_chunk(
+            text, table, column=chunk.column, columns=chunk.columns, newline=chunk.newline
+        )
     batch.put_chunk(chunk.job, chunk.chunk, result)
     return {
         "chunk": chunk.chunk,

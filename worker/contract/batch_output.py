@@ -25,6 +25,17 @@ class ChunkResult:
     invalid: int
 
 
+@dataclass(frozen=True)
+class ScoredBytes:
+    """A chunk's scored rows as bytes (the vectorised path's `ChunkResult`)."""
+
+    data: bytes
+    rows: int
+    ok: int
+    unknown: int
+    invalid: int
+
+
 def output_header(header_row: str) -> str:
     """The output's header row: the input's header text, then the three new columns."""
     return header_row + "," + ",".join(OUTPUT_COLUMNS)

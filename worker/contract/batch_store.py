@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from worker.contract.batch_keys import BatchKeys
-from worker.contract.batch_output import ChunkResult
+from worker.contract.batch_output import ChunkResult, ScoredBytes
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,12 @@ class BatchStore(BatchKeys):
         raw = self.redis.get(self.input_key(job, index))
         return None if raw is None else _bytes(raw)
 
-    def put_chunk(self, job: str, index: int, result: ChunkResult) -> None:
+    def put_chunk(self, job: str, index: int, result: ChunkResult | ScoredBytes) -> None:
         """Store chunk `index`'s output and announce it; safe to repeat."""
         counts = f"{result.rows} {result.ok} {result.unknown} {result.invalid}\n"
+        body = result.data if isinstance(result, ScoredBytes) else result.text.encode()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.chunk_key(job, index), counts.encode() + result.text.encode(), ex=self.ttl)
+        pipe.set(self.chunk_key(job, index), counts.encode() + body, ex=self.ttl)
         pipe.rpush(self.done_key(job), index)
         pipe.expire(self.done_key(job), self.ttl)
         pipe.execute()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,31 @@ def test_a_chunk_that_keeps_failing_stops_the_job_with_a_resume_hint(
         client.score_file(portfolio(tmp_path / "in.csv", 20), tmp_path / "out.csv", chunk_size=5)
     assert caught.value.code is ErrorCode.BACKEND_UNAVAILABLE
     assert "--resume" in caught.value.message
+
+
+def test_a_chunk_far_slower_than_its_peers_gets_a_backup_copy_long_before_its_deadline(
+    client: Client, eager: Sent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first send of chunk 2 vanishes (a killed worker): no failure, no answer ever."""
+    apply = client.app.send_task
+    dropped: list[int] = []
+
+    def lose_chunk_2_once(name: str, args: tuple[Any, ...] = (), **kw: Any) -> Any:
+        if name == "batch.score_chunk" and args[0]["chunk"] == 2 and not dropped:
+            dropped.append(2)
+            eager.append((name, tuple(args)))
+            return LostResult()
+        return apply(name, args=args, **kw)
+
+    monkeypatch.setattr(client.app, "send_task", lose_chunk_2_once)
+    monkeypatch.setattr("producer.batch.backups.BACKUP_FLOOR", 0.05)
+    monkeypatch.setattr("producer.batch.job_loop.STATE_CHECK_AFTER", 3600.0)
+    monkeypatch.setattr(client.settings, "batch_chunk_deadline_seconds", 3600.0)
+    started = time.monotonic()
+    summary = client.score_file(
+        portfolio(tmp_path / "in.csv", 50), tmp_path / "out.csv", chunk_size=5
+    )
+    assert time.monotonic() - started < 30  # not the deadline's hour
+    check_output(tmp_path / "out.csv", 50)
+    assert chunk_sends(eager).count(2) == 2
+    assert client.batch_status(summary.job_id).resubmitted == 1
