@@ -4,7 +4,6 @@ traceparent, and the client's question is its child; no middleware while traces 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,27 +14,10 @@ from opentelemetry.trace import SpanKind
 from producer.client import Client
 from producer.gateway import app as gateway
 from producer.gateway.tracing import RequestSpans
-from tests.support.gateway import gateway_settings
 from worker.contract import tracing
-from worker.contract.batch_store import BatchStore
-from worker.contract.index_cache import IndexCache
-from worker.contract.result_cache import ResultCache
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def plain_client(
-    tmp_path: Path, cache: ResultCache, index_cache: IndexCache, batch_store: BatchStore
-) -> Client:
-    return Client(
-        gateway_settings(tmp_path),
-        cache=cache,
-        index_cache=index_cache,
-        batch_store=batch_store,
-        timeout=1,
-    )
 
 
 @pytest.fixture
@@ -47,9 +29,9 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 
 
 def test_a_request_is_a_server_span_over_the_clients_question(
-    plain_client: Client, eager: list[Any], exporter: InMemorySpanExporter
+    client: Client, eager: list[Any], exporter: InMemorySpanExporter
 ) -> None:
-    app = gateway.create_app(plain_client.settings, client=plain_client)
+    app = gateway.create_app(client.settings, client=client)
     with TestClient(app) as api:
         assert api.get("/zipcodes/9000", headers={"traceparent": TRACEPARENT}).status_code == 200
     spans = {span.name: span for span in exporter.get_finished_spans()}
@@ -63,6 +45,6 @@ def test_a_request_is_a_server_span_over_the_clients_question(
     assert question.parent.span_id == request.context.span_id
 
 
-def test_no_request_spans_while_traces_are_off(plain_client: Client) -> None:
-    app = gateway.create_app(plain_client.settings, client=plain_client)
+def test_no_request_spans_while_traces_are_off(client: Client) -> None:
+    app = gateway.create_app(client.settings, client=client)
     assert all(middleware.cls is not RequestSpans for middleware in app.user_middleware)  # type: ignore[comparison-overlap]
