@@ -267,6 +267,13 @@ class Client:
             raise ZipscoreError(
                 ErrorCode.TIMEOUT, f"no answer from a worker within {wait:g} s"
             ) from None
+        except celery.exceptions.TaskRevokedError:
+            # The task expired (its expiry is this wait's end): a worker took it, or its
+            # retry, only after the wait was over, and dropped it unrun. That is a timeout,
+            # seen a moment before the wait itself ends.
+            raise ZipscoreError(
+                ErrorCode.TIMEOUT, f"no answer from a worker within {wait:g} s"
+            ) from None
         except _BACKEND_ERRORS as exc:
             raise ZipscoreError(
                 ErrorCode.BACKEND_UNAVAILABLE,

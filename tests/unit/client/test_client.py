@@ -73,6 +73,8 @@ class _Result:
     ("outcome", "code"),
     [
         (celery.exceptions.TimeoutError("late"), ErrorCode.TIMEOUT),
+        # Expired unrun (a retry due after the wait): the drill saw BACKEND_UNAVAILABLE.
+        (celery.exceptions.TaskRevokedError("expired"), ErrorCode.TIMEOUT),
         (kombu.exceptions.OperationalError("no broker"), ErrorCode.BACKEND_UNAVAILABLE),
         (redis.ConnectionError("refused"), ErrorCode.BACKEND_UNAVAILABLE),
         (RuntimeError("task blew up"), ErrorCode.BACKEND_UNAVAILABLE),
