@@ -1,4 +1,4 @@
-"""An HTTP server process (the gateway): started, awaited on its /healthz, stopped.
+"""An HTTP server process (the gateway, Prometheus): started, awaited on its readiness, stopped.
 
 The gateway benches (ops/bench/gateway_bench.py, ops/bench/gateway_pressure.py) and the
 tests that run `zipscore serve` as a real process start it this way, as ops/celery_worker.py
@@ -25,8 +25,9 @@ def serving(
     *,
     cwd: Path | None = None,
     timeout: float = 30,
+    ready_path: str = "/healthz",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `command` until the block ends, once `base`/healthz answers 200.
+    """Run `command` until the block ends, once `base` + `ready_path` answers 200.
 
     Raises:
         RuntimeError: the process exited, or did not answer within `timeout`; with its log.
@@ -37,7 +38,7 @@ def serving(
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{base}{ready_path}", timeout=1).status_code == 200:
                     break
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{base} did not start:\n{log.read_text()[-2000:]}")

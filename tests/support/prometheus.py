@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pytest
 import yaml
 
 from ops.drills.servers import free_port
+from ops.http_server import serving
 
 SCRAPE_SECONDS = 1
 
@@ -114,22 +114,5 @@ def prometheus_server(
         f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",
     ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, cwd=directory)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"prometheus did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.1)
+    with serving(argv, url, os.environ, log, cwd=directory, ready_path="/-/ready"):
         yield Prometheus(url, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
