@@ -16,13 +16,17 @@ def test_the_worker_starts_from_the_producers_messaging(make_settings: MakeSetti
     assert worker["broker_transport_options"].items() >= shared["broker_transport_options"].items()
 
 
-def test_one_sending_app_per_configuration_and_none_with_tasks(make_settings: MakeSettings) -> None:
+def test_one_sending_app_per_configuration_that_loads_no_task_module(
+    make_settings: MakeSettings,
+) -> None:
     first = sending_app(make_settings())
     assert sending_app(make_settings()) is first  # one connection pool, however many clients
     other = sending_app(make_settings(redis_prefix="another-deployment"))
     assert other is not first
     assert other.conf.broker_transport_options["global_keyprefix"] == "another-deployment:"
-    assert [name for name in first.tasks if not name.startswith("celery.")] == []
+    # No task module of its own: in a process that imported none (a producer), it has none.
+    assert list(first.conf.include or ()) == []
+    assert not first.conf.imports
     assert {queue.name for queue in first.conf.task_queues} == set(QUEUES)
     assert first.conf.accept_content == ["json"]
 
