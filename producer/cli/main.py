@@ -17,6 +17,7 @@ stderr (and the contract's JSON on stdout with `--json`), never a traceback.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -112,5 +113,19 @@ def main() -> None:
         sys.exit(1)
 
 
+def run() -> None:
+    """The `zipscore` console script: `main`, then an exit that skips the last collection.
+
+    At exit the interpreter collects every object it still tracks: after a batch run (the
+    imports of Celery, redis, pydantic and numpy) that took 0.1 s of a 0.5 s command. The
+    objects are frozen instead (`gc.freeze`): freed as the process ends, never traversed.
+    atexit handlers (span exporters' flush) still run.
+    """
+    try:
+        main()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    main()
+    run()
