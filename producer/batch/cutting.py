@@ -109,66 +109,22 @@ def last_boundary(buf: bytes, limit: int) -> int:
     return last
 
 
-class _Cutter:
-    """Cuts a stream of bytes (fed in any pieces) into chunks; see the module docstring.
+def _next_end(buf: bytes, lines: int, max_bytes: int, *, at_end: bool) -> int | None:
+    """Where the chunk that starts `buf` ends, or None if `buf` is too short to tell.
 
-    It fails only on a row longer than `max_bytes`, which the check refuses up front. Each
-    cut looks at a window of about twice the last chunk, never at all that was fed: the work
-    stays linear in the input, whatever the size of the pieces fed and of the chunks cut.
+    `at_end`: `buf` holds all that is left of the body. What `cut` finds, it finds in any
+    longer window, so the answer never depends on how much was read past it.
     """
-
-    def __init__(self, start: int, index: int, lines: int, max_bytes: int) -> None:
-        self.start = start
-        self.index = index
-        self.lines = lines
-        self.max_bytes = max_bytes
-        self.buf = b""
-        self.pos = 0
-        self.window = 64 * 1024
-
-    def feed(self, data: bytes, *, eof: bool = False) -> Iterator[Chunk]:
-        """The chunks complete once `data` is added (all the rest when `eof`).
-
-        Raises:
-            RowTooLong: a row longer than `max_bytes`.
-        """
-        self.buf = self.buf[self.pos :] + data if self.pos < len(self.buf) else data
-        self.pos = 0
-        while (end := self._end(eof)) is not None:
-            data = self.buf[self.pos : self.pos + end]
-            yield Chunk(self.index, self.start, self.start + end, data)
-            self.pos += end
-            self.start += end
-            self.index += 1
-            self.window = max(self.window, 2 * end)
-
-    def _end(self, eof: bool) -> int | None:
-        """Where the next chunk ends (relative to `pos`), or None until more is fed."""
-        buf, pos, limit = self.buf, self.pos, self.max_bytes
-        avail = len(buf) - pos
-        if avail == 0:
+    end = cut(buf, lines)
+    if end is None:
+        if at_end and len(buf) <= max_bytes:
+            return len(buf)  # the rest: a last row without its line ending, or short lines
+        if not at_end and len(buf) <= max_bytes:
             return None
-        window = min(self.window, avail)
-        while True:
-            end = cut(
-                buf[pos : pos + window], self.lines
-            )  # what `cut` finds, it finds in any longer window
-            if end is not None:
-                if end <= limit:
-                    return end
-                break
-            if window >= avail:
-                if avail <= limit:
-                    return avail if eof else None  # at the end: the rest (a last row, unended)
-                break
-            if window > limit:
-                break
-            window = min(2 * window, avail)
-        # `lines` lines are more than `limit` bytes: end at the last row boundary within them.
-        boundary = last_boundary(buf[pos : pos + limit], limit)
-        if boundary == 0:
-            raise RowTooLong(self.start, limit)
-        return boundary
+    elif end <= max_bytes:
+        return end
+    # `lines` lines are more than `max_bytes`: end at the last row boundary within them.
+    return last_boundary(buf[:max_bytes], max_bytes)
 
 
 def iter_chunks(
@@ -183,27 +139,32 @@ def iter_chunks(
     """The chunks of the body from byte `start` (a chunk boundary), numbered from `index`.
 
     Reads no further than byte `end` (the size the check saw), so bytes appended since are
-    never scored. Holds at most one chunk (and one read block) in memory.
+    never scored. Each chunk is found in one window read from its start (with `pread`, which
+    leaves the handle's position alone), a quarter larger than the largest chunk so far:
+    about one read and one scan of each byte. Holds one window in memory.
 
     Raises:
         RowTooLong: one row is longer than `max_bytes` (the check refuses such a file).
     """
-    handle.seek(start)
-    cutter = _Cutter(start, index, lines, max_bytes)
-    read_size = 1024 * 1024
+    fd = handle.fileno()
+    window = 64 * 1024
     pos = start
     while True:
-        want = read_size if end is None else min(read_size, end - pos)
-        more = handle.read(want) if want > 0 else b""
-        pos += len(more)
-        produced = 0
-        for chunk in cutter.feed(more, eof=not more):
-            produced = max(produced, chunk.end - chunk.start)
-            yield chunk
-        if not more:
+        want = window if end is None else min(window, end - pos)
+        buf = os.pread(fd, want, pos) if want > 0 else b""
+        if not buf:
             return
-        # Read about one chunk ahead next time, so a chunk is found in one or two reads.
-        read_size = max(read_size, produced)
+        at_end = len(buf) < window  # the end of the file, or of what the check saw
+        found = _next_end(buf, lines, max_bytes, at_end=at_end)
+        if found is None:
+            window *= 2  # not `lines` lines yet, and under `max_bytes`: look further
+            continue
+        if found == 0:
+            raise RowTooLong(pos, max_bytes)
+        yield Chunk(index, pos, pos + found, buf[:found])
+        pos += found
+        index += 1
+        window = max(window, found + found // 4)
 
 
 def read_chunk(handle: BinaryIO, start: int, end: int) -> bytes:

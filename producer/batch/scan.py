@@ -112,7 +112,7 @@ def measure_rows(handle: BinaryIO, start: int, size: int, max_bytes: int) -> Non
     From each row boundary, the regex that crosses whole rows (`quote_state`'s) jumps to the
     last boundary it reaches within `max_bytes`; where it reaches none, `last_boundary` walks
     the lines. No boundary within `max_bytes` of one is exactly a row no chunk can hold, as
-    when the job cuts it (`_Cutter`). About one regex pass over the body; memory: a block and
+    when the job cuts it (`iter_chunks`). About one regex pass over the body; memory: a block and
     the unfinished row carried over from the one before.
 
     Raises:
