@@ -16,8 +16,6 @@ caller runs the exact scan: the answers are never different, only sometimes slow
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 from typing import Final
 
 import numpy as np
@@ -26,22 +24,6 @@ import numpy.typing as npt
 from worker.contract.csv_rows import FIELD_START, IN_FIELD, IN_QUOTES, QUOTE_IN_QUOTES
 
 QUOTE, COMMA, LF = 34, 44, 10
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def _keep_big_arrays_off_the_heap() -> None:
-    """Serve every allocation of 256 KiB and more with its own mapping, returned on free.
-
-    glibc raises its mmap threshold each time such a block is freed, after which the
-    block-sized arrays of each scan come from the heap, whose fragments grow the process
-    with the file (measured: the check's peak RSS 51 MB at 1M rows, 73 MB at 10M). A fixed
-    threshold keeps it flat (57 MB at 10M). Elsewhere than glibc this does nothing.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 256 * 1024)
-
-
-_keep_big_arrays_off_the_heap()
 UNKNOWN: Final = -1  # `cut`, `RowMeter`: the exact scan must answer
 
 Ints = npt.NDArray[np.int64]
