@@ -36,9 +36,11 @@ import numpy.typing as npt
 
 from worker.batch.scoring import _UNKNOWN, ScoringTable, _row_suffix
 from worker.contract.batch_output import ScoredBytes
+from worker.contract.heap import keep_freed_memory_for_reuse
 from worker.contract.validation import ZIPCODE_MAX, ZIPCODE_MIN
 
 QUOTE, COMMA, LF, CR, NUL, ZERO = 34, 44, 10, 13, 0, 48
+keep_freed_memory_for_reuse()  # each chunk's arrays reuse the last one's memory
 
 Ints = npt.NDArray[np.int64]
 Bytes = npt.NDArray[np.uint8]
