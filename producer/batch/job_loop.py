@@ -170,7 +170,7 @@ class JobLoop:
             wrote = True
         return wrote
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         try:
             self.sink.write(data)
             self.sink.flush()

@@ -25,13 +25,14 @@ from worker.contract.batch_output import ChunkResult, ScoredBytes
 
 @dataclass(frozen=True)
 class StoredChunk:
-    """A scored chunk read back from Redis: its counts and its output bytes."""
+    """A scored chunk read back from Redis: its counts and its output bytes (a view of the
+    value read, which is megabytes: never copied)."""
 
     rows: int
     ok: int
     unknown: int
     invalid: int
-    data: bytes
+    data: memoryview
 
 
 class BatchStore(BatchKeys):
@@ -83,9 +84,10 @@ class BatchStore(BatchKeys):
         raw = self.redis.get(self.chunk_key(job, index))
         if raw is None:
             return None
-        head, _, data = _bytes(raw).partition(b"\n")
-        rows, ok, unknown, invalid = (int(n) for n in head.split())
-        return StoredChunk(rows, ok, unknown, invalid, data)
+        body = _bytes(raw)
+        counted = body.index(b"\n")
+        rows, ok, unknown, invalid = (int(n) for n in body[:counted].split())
+        return StoredChunk(rows, ok, unknown, invalid, memoryview(body)[counted + 1 :])
 
     def has_chunk(self, job: str, index: int) -> bool:
         return bool(self.redis.exists(self.chunk_key(job, index)))
@@ -282,5 +284,7 @@ def batch_store_from_settings() -> BatchStore:
 
     settings = get_settings()
     return BatchStore(
-        redis_client(settings.cache), settings.redis_prefix, settings.batch_ttl_seconds
+        redis_client(settings.cache, big_values=True),
+        settings.redis_prefix,
+        settings.batch_ttl_seconds,
     )

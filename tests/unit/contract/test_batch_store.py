@@ -1,13 +1,16 @@
-"""The batch store's leases and job updates (worker/contract/batch_store.py)."""
+"""The batch store's leases and job updates, and how its client sends chunk-sized values
+(worker/contract/batch_store.py)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 
 from worker.contract import batch_store as batch_store_module
 from worker.contract.batch_store import BatchStore
+from worker.contract.result_cache import unjoined_packer
 
 
 def test_leases_are_renewed_and_released_only_by_their_holder(batch_store: BatchStore) -> None:
@@ -58,3 +61,13 @@ def test_updates_never_create_a_job(batch_store: BatchStore) -> None:
     batch_store.create_job("0123456789abcdef", {"state": "running"})
     assert batch_store.update_job("0123456789abcdef", {"state": "interrupted"})
     assert batch_store.get_job("0123456789abcdef") == {"state": "interrupted"}
+
+
+def test_the_packer_sends_a_big_value_itself_not_a_copy() -> None:
+    value = os.urandom(3 * 1024 * 1024)
+    pieces = unjoined_packer().pack("SET", "key", value)
+    assert any(piece is value for piece in pieces)
+    assert b"".join(pieces) == b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$%d\r\n%s\r\n" % (
+        len(value),
+        value,
+    )
