@@ -7,7 +7,6 @@ producer/batch/backups.py). Outputs are written strictly in chunk order, each on
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from producer import metrics
 from producer.batch import backups
 from producer.batch.cutting import MB, RowTooLong, iter_chunks, read_chunk
+from producer.batch.digest import BackgroundDigest
 from producer.batch.errors import JobFailed, input_changed
 from producer.batch.lease import LeaseKeeper
 from producer.batch.output import publish
@@ -86,7 +86,7 @@ class JobLoop:
         self.lines = int(record["chunk_size"])
         # Recorded at the start: a resume cuts the same chunks whatever the settings are now.
         self.max_bytes = int(record.get("chunk_bytes") or self.settings.batch_max_chunk_mb * MB)
-        self.cut_digest = hashlib.sha256()  # of the bytes cut, compared with the check's
+        self.cut_digest = BackgroundDigest()  # of the bytes cut, compared with the check's
         self.cut_end = self.input_offset
         # Chunks a killed producer had in flight may be scored already: look before sending.
         self.reuse_below = self.next_write + self.settings.batch_in_flight
@@ -94,6 +94,10 @@ class JobLoop:
         self.pace = backups.ChunkPace()  # recent chunk times: when a backup copy is due
 
     def run(self) -> None:
+        with self.cut_digest:
+            self._run()
+
+    def _run(self) -> None:
         chunks = iter_chunks(
             self.source,
             self.input_offset,

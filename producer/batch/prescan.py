@@ -161,8 +161,8 @@ def inspect_handle(
         body_start=body_start,
         lines=scan.lines,
         inode=after.st_ino,
-        digest=scan.digest.hexdigest(),
+        digest=scan.digest,
         cut_from=start,
-        cut_digest=scan.cut_digest.hexdigest(),
+        cut_digest=scan.cut_digest,
         quotes=scan.quotes,
     )

@@ -9,17 +9,21 @@ within `max_bytes` of one is exactly where the cut would fail).
 from __future__ import annotations
 
 import codecs
-import hashlib
+import contextlib
 import os
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from producer.batch import fast_scan
 from producer.batch.cutting import RowTooLong, last_boundary
+from producer.batch.digest import BackgroundDigest
 from producer.batch.header import refuse
 from worker.contract.csv_rows import BYTE_MARKS, FIELD_START, IN_QUOTES, quote_state
 
 SCAN_BLOCK = 8 * 1024 * 1024
+LF = 10
 
 
 class BodyScan:
@@ -30,8 +34,8 @@ class BodyScan:
         self.path = path
         self.cut_from = cut_from
         self.max_bytes = max_bytes
-        self.digest = hashlib.sha256()
-        self.cut_digest = self.digest  # the same bytes, unless a resume cuts from further on
+        self.digest = ""  # SHA-256 of the body, once scanned
+        self.cut_digest = ""  # of bytes `cut_from`.. (the body's, unless a resume cuts later)
         self.offset = 0
         self.lines = 0
         self.quotes = False
@@ -45,9 +49,18 @@ class BodyScan:
             ZipscoreError: BAD_INPUT_FILE naming what is wrong.
             RowTooLong: a line longer than `max_bytes`.
         """
+        with contextlib.ExitStack() as threads:
+            whole = threads.enter_context(BackgroundDigest())
+            cut = whole
+            if self.cut_from != start:
+                cut = threads.enter_context(BackgroundDigest())
+            self._body(handle, start, whole, cut)
+            self.digest, self.cut_digest = whole.hexdigest(), cut.hexdigest()
+
+    def _body(
+        self, handle: BinaryIO, start: int, whole: BackgroundDigest, cut: BackgroundDigest
+    ) -> None:
         path = self.path
-        if self.cut_from != start:
-            self.cut_digest = hashlib.sha256()
         decoder = codecs.getincrementaldecoder("utf-8")()
         handle.seek(start)
         self.line_start = start
@@ -62,13 +75,13 @@ class BodyScan:
                     decoder.decode(block)
             except UnicodeDecodeError as exc:
                 raise refuse(path, f"not UTF-8 (bad byte near byte {offset + exc.start})") from None
-            lines += block.count(b"\n")
+            lines += int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == LF))
             fast = self.meter.block(block, offset, state)
             state = quote_state(block, 0, len(block), state, BYTE_MARKS) if fast is None else fast
             self.quotes = self.quotes or block.find(b'"') >= 0
-            self.digest.update(block)
-            if self.cut_digest is not self.digest and offset + len(block) > self.cut_from:
-                self.cut_digest.update(block[max(0, self.cut_from - offset) :])
+            whole.update(block)
+            if cut is not whole and offset + len(block) > self.cut_from:
+                cut.update(block[max(0, self.cut_from - offset) :])
             self._measure_lines(block, offset)
             offset += len(block)
             last = block[-1:]
