@@ -34,10 +34,13 @@ def command(
     ]
 
 
-def wait_ready(process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    """Return once the worker logged "ready."; kill it and raise WorkerDidNotStart if not."""
+def wait_ready(
+    process: subprocess.Popen[bytes], log: Path, timeout: float = 60, *, since: int = 0
+) -> None:
+    """Return once the worker logged "ready." (after byte `since` of `log`: an earlier
+    worker's line is not this one's); kill it and raise WorkerDidNotStart if not."""
     deadline = time.monotonic() + timeout
-    while b"ready." not in log.read_bytes():
+    while b"ready." not in log.read_bytes()[since:]:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             tail = log.read_text(errors="replace")[-3000:]
@@ -53,7 +56,9 @@ def start(
     new_session: bool = False,
     wait: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """Run `argv` (see `command`) from the repository root, output to `log`, until ready."""
+    """Run `argv` (see `command`) from the repository root, output to `log` (appended to),
+    until ready."""
+    since = log.stat().st_size if log.exists() else 0
     with log.open("ab") as sink:
         process = subprocess.Popen(
             list(argv),
@@ -64,5 +69,5 @@ def start(
             start_new_session=new_session,
         )
     if wait:
-        wait_ready(process, log)
+        wait_ready(process, log, since=since)
     return process
