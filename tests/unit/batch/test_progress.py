@@ -8,7 +8,8 @@ import io
 import pytest
 from rich.console import Console
 
-from producer.batch.progress import Reporter, RichReporter, compact
+from producer.batch.progress import Reporter
+from producer.batch.progress_bar import RichReporter, compact
 
 JOB = "3f2a9c01d4e5b6a7"
 
