@@ -22,6 +22,17 @@ import redis
 from worker.contract.batch_keys import BatchKeys
 from worker.contract.batch_output import ChunkResult, ScoredBytes
 
+# KEYS: the job's hash, its lease[, the written chunk's output and input]; ARGV: the owner
+# ("" for any), the TTL, then field, value, ... Returns 1 if written, 0 if not.
+UPDATE_JOB = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if #KEYS > 2 then redis.call('DEL', KEYS[3], KEYS[4]) end
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class StoredChunk:
@@ -42,6 +53,7 @@ class BatchStore(BatchKeys):
         super().__init__(prefix)
         self.redis = client
         self.ttl = ttl_seconds
+        self._update_job = client.register_script(UPDATE_JOB)
 
     # -- pinned tables -------------------------------------------------------------------
 
@@ -132,28 +144,17 @@ class BatchStore(BatchKeys):
         recreated with only the fields of one update), nor, with `owner`, unless `owner` still
         holds the job's lease: checked and written in one transaction (WATCH/MULTI), so a
         producer that lost its lease never writes the job's state. False when nothing was
-        written.
+        written. One script (`UPDATE_JOB`): one round trip, and atomic as Redis runs it.
 
         The hash is updated before the key is deleted: after a crash between the two, a
         resumed producer finds the chunk recorded and never reads the stale key.
         """
-        key = self.job_key(job)
-        mapping = {k: _text(v) for k, v in fields.items()}
-
-        def write(pipe: Any) -> bool:
-            if not pipe.exists(key):
-                return False
-            if owner is not None and not _holds(pipe.get(self.lease_key(job)), owner):
-                return False
-            pipe.multi()
-            pipe.hset(key, mapping=mapping)
-            pipe.expire(key, self.ttl)
-            if written_chunk is not None:
-                pipe.delete(self.chunk_key(job, written_chunk), self.input_key(job, written_chunk))
-            return True
-
-        watched = [key, self.lease_key(job)] if owner is not None else [key]
-        return self._transaction(write, *watched)
+        keys = [self.job_key(job), self.lease_key(job)]
+        if written_chunk is not None:
+            keys += [self.chunk_key(job, written_chunk), self.input_key(job, written_chunk)]
+        pairs = [item for k, v in fields.items() for item in (k, _text(v))]
+        written = self._update_job(keys=keys, args=[owner or "", self.ttl, *pairs])
+        return bool(written)
 
     def chunks_written(self, job: str) -> int | None:
         """How many chunks the producer has written (None for an unknown job)."""
