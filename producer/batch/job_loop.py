@@ -154,10 +154,11 @@ class JobLoop:
         """Write every chunk whose turn it is and whose output is in; True if any was."""
         wrote = False
         while (flight := self.in_flight.get(self.next_write)) is not None:
+            if flight.task is not None:  # not announced yet (nor found done by a check)
+                return wrote
             stored = self.store.get_chunk(self.job, self.next_write)
-            if stored is None:
-                if flight.task is None:  # reused key expired meanwhile: score it again
-                    self._resend(self.next_write, flight)
+            if stored is None:  # announced or reused, and expired meanwhile: score it again
+                self._resend(self.next_write, flight)
                 return wrote
             self.keeper.check()  # never write the output after losing the lease
             self._write(stored.data)
@@ -246,7 +247,9 @@ class JobLoop:
             answer = result.result
             if isinstance(answer, dict) and "error" in answer:
                 raise ZipscoreError.from_json(answer)
-            if not self.store.has_chunk(self.job, index) and index >= self.next_write:
+            if self.store.has_chunk(self.job, index):
+                flight.task = None  # done, and its notice was missed: write it
+            elif index >= self.next_write:
                 self._resend(index, flight)
 
     def _send_backup(self, index: int, flight: _Flight) -> None:

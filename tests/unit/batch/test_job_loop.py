@@ -14,6 +14,7 @@ from tests.support.batch_jobs import (
     chunk_sends,
 )
 from tests.support.portfolios import check_output, portfolio
+from worker.contract.batch_store import BatchStore
 from worker.contract.errors import ErrorCode, ZipscoreError
 
 
@@ -100,3 +101,32 @@ def test_a_chunk_far_slower_than_its_peers_gets_a_backup_copy_long_before_its_de
     check_output(tmp_path / "out.csv", 50)
     assert chunk_sends(eager).count(2) == 2
     assert client.batch_status(summary.job_id).resubmitted == 1
+
+
+def test_a_chunk_whose_notice_never_comes_is_written_once_its_task_succeeded(
+    client: Client,
+    eager: Sent,
+    batch_store: BatchStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An output is read only once announced; without a notice, the task's SUCCESS (and the
+    output found in Redis) is the announcement. Nothing is sent twice."""
+    monkeypatch.setattr(batch_store, "wait_for_notice", lambda job, timeout: [])
+    monkeypatch.setattr("producer.batch.job_loop.STATE_CHECK_AFTER", 0.0)
+    reads: list[int] = []
+    get_chunk = batch_store.get_chunk
+
+    def counted(job: str, index: int) -> Any:
+        reads.append(index)
+        return get_chunk(job, index)
+
+    monkeypatch.setattr(batch_store, "get_chunk", counted)
+    summary = client.score_file(
+        portfolio(tmp_path / "in.csv", 50), tmp_path / "out.csv", chunk_size=5
+    )
+    check_output(tmp_path / "out.csv", 50)
+    chunks = list(range(client.batch_status(summary.job_id).chunks_total))
+    assert sorted(chunk_sends(eager)) == chunks  # none sent twice
+    assert reads == chunks  # each output read once, when known to be there
+    assert client.batch_status(summary.job_id).resubmitted == 0
