@@ -84,6 +84,13 @@ def cut(buf: bytes, lines: int) -> int | None:
     end = int(newlines[lines - 1]) + 1
     if buf.find(b'"', 0, end) < 0:
         return end
+    # Most often the lines-th line ending is outside quotes: the quotes before it tell.
+    head = arr[:end]
+    before = np.flatnonzero(head == QUOTE)
+    if not _parity_holds(head, before, first=0, at_start=True):
+        return UNKNOWN
+    if before.size % 2 == 0:
+        return end
     quotes = np.flatnonzero(arr == QUOTE)
     if not _parity_holds(arr, quotes, first=0, at_start=True):
         return UNKNOWN
