@@ -15,7 +15,7 @@ RUNS ?= 2 3
 RUN_WARNINGS := $(if $(filter 0,$(shell id -u)),PYTHONWARNINGS=ignore::UserWarning:celery.platforms,)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser prometheus test-tools run test test-repeat drills lint format typecheck coverage security mutation bench bench-gateway bench-metrics bench-pressure profile clean doctor migrate load-sample
+.PHONY: help install browser prometheus test-tools run test test-repeat drills lint format typecheck coverage security mutation bench bench-scaling bench-gateway bench-metrics bench-pressure profile clean doctor migrate load-sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -106,13 +106,18 @@ mutation: install ## mutation testing of the core rules with mutmut, and the sco
 
 BENCH_ARGS ?=
 GATEWAY_BENCH_ARGS ?=
+SCALING_BENCH_ARGS ?=
 METRICS_BENCH_ARGS ?=
-bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Polars side by side), the gateway's, the cost of metrics
+bench: install ## batch benchmark (floor, task per row, zipscore; DuckDB and Polars side by side; 1 vs 2 worker processes), the gateway's, the cost of metrics
 	@# Bytecode once, so worker and CLI start-up do not recompile every module.
 	python -m compileall -q -j 0 $(VENV)/lib worker producer >/dev/null || true
 	python -m ops.bench.batch_bench $(BENCH_ARGS)
+	python -m ops.bench.scaling $(SCALING_BENCH_ARGS)
 	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
 	python -m ops.bench.metrics_cost $(METRICS_BENCH_ARGS)
+
+bench-scaling: install ## batch job with a -c 1 and a -c 2 worker: each part's CPU and the ceilings of scaling out
+	python -m ops.bench.scaling $(SCALING_BENCH_ARGS)
 
 bench-gateway: install ## gateway benchmark: 64 HTTP clients, off-loop vs blocking handlers
 	python -m ops.bench.gateway_bench $(GATEWAY_BENCH_ARGS)
