@@ -107,8 +107,9 @@ def _rows(buf: npt.NDArray[np.uint8], quotes: Ints, is_quote: npt.NDArray[np.boo
         # Quotes and delimiters in order; a delimiter is outside quotes when an even count
         # of quotes precede it (a uint8 count wraps at 256, which keeps the parity).
         both = np.flatnonzero(separators | is_quote)
-        quote = buf[both] == QUOTE
-        found = both[~quote & ((np.cumsum(quote, dtype=np.uint8) & 1) == 0)]
+        quote = (buf[both] == QUOTE).view(np.uint8)
+        # Not a quote, and an even count of quotes up to it: its running parity is 0.
+        found = both[(np.bitwise_xor.accumulate(quote) | quote) == 0]
     else:
         found = np.flatnonzero(separators)
     unended = found.size == 0 or found[-1] != size - 1 or buf[size - 1] != LF
@@ -180,8 +181,7 @@ def score_bytes(
     counts = np.bincount(ids, minlength=len(suffixes))
     ok = int(counts[1 : 1 + len(table.ok_suffixes)].sum())
     unknown, count = int(counts[0]), starts.size
-    tails = [(suffix + newline).encode("utf-8") for suffix in suffixes]
-    output = _assemble(buf, rows, ids, tails)
+    output = _assemble(buf, rows, ids, [suffix.encode("utf-8") for suffix in suffixes], newline)
     return ScoredBytes(output, count, ok, unknown, count - ok - unknown)
 
 
@@ -228,31 +228,42 @@ def _mark_quoted_rows(
         proven[np.intersect1d(long_rows, quoted_rows)] = False
 
 
-def _assemble(buf: Bytes, rows: _Rows, ids: Ints, tails: list[bytes]) -> bytes:
-    """Each row's bytes without its line ending, then its tail (suffix and newline).
+def _assemble(buf: Bytes, rows: _Rows, ids: Ints, suffixes: list[bytes], newline: str) -> bytes:
+    """Each row's bytes without its line ending, then its suffix and `newline`.
 
-    The rows' bytes keep their order: they are the chunk less its line endings, laid in the
-    output around the tails. The j-th tail byte lands at j plus the count of row bytes up to
-    the end of its row; the tails are gathered from a pool of the distinct ones.
+    Where every row already ends with `newline`, the suffixes are only slipped in before
+    those line endings; otherwise the line endings are dropped and each suffix brings
+    `newline` with it.
     """
-    starts, ends, size = rows.starts, rows.ends, buf.size
-    tail_len = np.array([len(tail) for tail in tails], dtype=np.int64)
-    pool = np.frombuffer(b"".join(tails), dtype=np.uint8)
-    lengths = tail_len[ids]
-    # The line endings: the bytes from a row's end to the next row's start (`\r`, `\n`).
-    keep = np.ones(size, dtype=np.bool_)
-    gap = np.append(starts[1:], size) - ends
-    keep[ends[gap >= 1]] = False
-    keep[ends[gap >= 2] + 1] = False
-    text = buf[keep]
+    ending = newline.encode()
+    gap = np.append(rows.starts[1:], buf.size) - rows.ends
+    if bool(np.all(gap == len(ending))) and buf[buf.size - 1] == LF:
+        # Every line ending is `newline` (a `\r` before a `\n` is only ever part of it).
+        return _insert(buf, rows.ends, ids, suffixes)
+    tails = [suffix + ending for suffix in suffixes]
+    keep = np.ones(buf.size, dtype=np.bool_)  # the chunk less its line endings
+    keep[rows.ends[gap >= 1]] = False
+    keep[rows.ends[gap >= 2] + 1] = False
+    return _insert(buf[keep], np.cumsum(rows.ends - rows.starts), ids, tails)
+
+
+def _insert(text: Bytes, at_bytes: Ints, ids: Ints, pieces: list[bytes]) -> bytes:
+    """`text` with piece `ids[r]` slipped in before its byte `at_bytes[r]` (ascending).
+
+    The text keeps its order around the pieces: the j-th piece byte lands at j plus
+    `at_bytes` of its row; the pieces are gathered from a pool of the distinct ones.
+    """
+    piece_len = np.array([len(piece) for piece in pieces], dtype=np.int64)
+    pool = np.frombuffer(b"".join(pieces), dtype=np.uint8)
+    lengths = piece_len[ids]
     ramp = np.arange(int(lengths.sum()), dtype=np.int64)
-    at = ramp + np.repeat(np.cumsum(ends - starts), lengths)
-    # Where each row's tail starts in the pool, less where it starts among all tails.
-    shift = (np.cumsum(tail_len) - tail_len)[ids] - (np.cumsum(lengths) - lengths)
+    at = ramp + np.repeat(at_bytes, lengths)
+    # Where each row's piece starts in the pool, less where it starts among all pieces.
+    shift = (np.cumsum(piece_len) - piece_len)[ids] - (np.cumsum(lengths) - lengths)
     source = ramp + np.repeat(shift, lengths)
     out = np.empty(text.size + ramp.size, dtype=np.uint8)
-    is_tail = np.zeros(out.size, dtype=np.bool_)
-    is_tail[at] = True
-    out[~is_tail] = text
+    is_piece = np.zeros(out.size, dtype=np.bool_)
+    is_piece[at] = True
+    out[~is_piece] = text
     out[at] = pool[source]
     return out.tobytes()
