@@ -100,18 +100,32 @@ class _Rows:
     stripped: Ints  # where such a `\r` was
 
 
-def _rows(buf: npt.NDArray[np.uint8], quotes: Ints, is_quote: npt.NDArray[np.bool_]) -> _Rows:
+@dataclass(frozen=True)
+class _Marks:
+    """Every `,`, line feed and `"` of a chunk, in order (`at`); which of them are quotes
+    (`quote`, 1 or 0); and the quotes' own positions (`quotes`)."""
+
+    at: Ints
+    quote: npt.NDArray[np.uint8]
+    quotes: Ints
+
+
+def _marks(buf: npt.NDArray[np.uint8]) -> _Marks:
+    is_quote = buf == QUOTE
+    at = np.flatnonzero((buf == COMMA) | (buf == LF) | is_quote)
+    quote = (buf[at] == QUOTE).view(np.uint8)
+    return _Marks(at, quote, at[quote.view(np.bool_)])
+
+
+def _rows(buf: npt.NDArray[np.uint8], candidates: _Marks) -> _Rows:
     size = buf.size
-    separators = (buf == COMMA) | (buf == LF)
-    if quotes.size:
-        # Quotes and delimiters in order; a delimiter is outside quotes when an even count
-        # of quotes precede it (a uint8 count wraps at 256, which keeps the parity).
-        both = np.flatnonzero(separators | is_quote)
-        quote = (buf[both] == QUOTE).view(np.uint8)
-        # Not a quote, and an even count of quotes up to it: its running parity is 0.
-        found = both[(np.bitwise_xor.accumulate(quote) | quote) == 0]
+    if candidates.quotes.size:
+        # A delimiter is outside quotes when an even count of quotes precede it: not a
+        # quote, and the running parity of quotes up to it is 0.
+        quote = candidates.quote
+        found = candidates.at[(np.bitwise_xor.accumulate(quote) | quote) == 0]
     else:
-        found = np.flatnonzero(separators)
+        found = candidates.at
     unended = found.size == 0 or found[-1] != size - 1 or buf[size - 1] != LF
     tail = np.array([size] if unended else [], dtype=np.int64)
     marks = np.concatenate((np.array([-1], dtype=np.int64), found, tail))
@@ -158,11 +172,11 @@ def score_bytes(
         except UnicodeDecodeError:
             return None  # the exact path reports it
     buf = np.frombuffer(data, dtype=np.uint8)
-    is_quote = buf == QUOTE
-    quotes = np.flatnonzero(is_quote)
+    marks = _marks(buf)
+    quotes = marks.quotes
     if quotes.size and not _quotes_follow_parity(buf, quotes):
         return None
-    rows = _rows(buf, quotes, is_quote)
+    rows = _rows(buf, marks)
     starts, ends = rows.starts, rows.ends
     proven, zipcodes = _canonical_zipcodes(buf, rows, column, columns)
     _mark_odd_bytes(buf, starts, rows.stripped, proven)
