@@ -17,13 +17,16 @@ How a chunk is read without a per-row Python loop (numpy over the bytes):
   running count over the quotes and delimiters): the row boundaries and field delimiters.
 - Each row's zipcode field is found from its delimiters; a field of four ASCII digits, the
   first not 0, is the table's canonical key: its suffix comes from a 10,000-entry array.
-- Any row the arrays cannot vouch for (a column count that differs, a zipcode field in any
-  other form, a `\\r` or NUL inside the row, a closing quote followed by text, an empty row,
-  a quoted row longer than the csv module's field limit) gets its suffix from the exact
-  per-row code (`worker.batch.scoring._row_suffix`), so its text is what the exact path
-  would give.
-- The output (each row's own bytes without its line ending, its suffix, `newline`) is the
-  chunk less its line endings, with the suffixes scattered in between from a small pool.
+- A row read as the csv module reads it, with `columns` fields but a zipcode field in any
+  other form (empty, `abc`, `999`) and unquoted, gets `ScoringTable.suffix` of that field's
+  text, once per distinct field of the chunk. Any other row the arrays cannot vouch for (a
+  column count that differs, a quoted zipcode field, a `\\r` or NUL inside the row, a
+  closing quote followed by text, an empty row, a quoted row longer than the csv module's
+  field limit) gets its suffix from the exact per-row code
+  (`worker.batch.scoring._row_suffix`), so its text is what the exact path would give.
+- The output (each row's own bytes, its suffix, `newline`): the suffixes slipped in before
+  the line endings where every row ends with `newline`; else the chunk less its line
+  endings, with each suffix and `newline` scattered in between from a small pool.
 """
 
 from __future__ import annotations
@@ -139,24 +142,33 @@ def _rows(buf: npt.NDArray[np.uint8], candidates: _Marks) -> _Rows:
     return _Rows(marks, bounds, starts, ends, ends[stripped])
 
 
-def _canonical_zipcodes(
-    buf: npt.NDArray[np.uint8], rows: _Rows, column: int, columns: int
-) -> tuple[npt.NDArray[np.bool_], Ints]:
-    """Rows of `columns` fields whose zipcode field is four ASCII digits, the first not 0
-    (the table's own keys, 1000-9999), and the zipcode of each."""
+@dataclass(frozen=True)
+class _Zipcodes:
+    """Each row's zipcode field: where it is, whether the row has `columns` fields (`whole`),
+    and whether the field is canonical (four ASCII digits, the first not 0: the table's own
+    keys, 1000-9999), with its value."""
+
+    start: Ints
+    end: Ints
+    whole: npt.NDArray[np.bool_]
+    canonical: npt.NDArray[np.bool_]
+    values: Ints
+
+
+def _zipcodes(buf: npt.NDArray[np.uint8], rows: _Rows, column: int, columns: int) -> _Zipcodes:
     marks, bounds, starts, ends = rows.marks, rows.bounds, rows.starts, rows.ends
-    proven = bounds[1:] - bounds[:-1] == columns
+    whole = bounds[1:] - bounds[:-1] == columns
     first = np.minimum(bounds[:-1] + column, marks.size - 2)
-    zipcode_start = np.where(proven, marks[first] + 1, starts)
-    zipcode_end = ends if column == columns - 1 else np.where(proven, marks[first + 1], ends)
-    proven &= zipcode_end - zipcode_start == 4
+    start = np.where(whole, marks[first] + 1, starts)
+    end = ends if column == columns - 1 else np.where(whole, marks[first + 1], ends)
+    canonical = whole & (end - start == 4)
     values = np.zeros(starts.size, dtype=np.int64)
     for i in range(4):
-        digit = buf[np.minimum(zipcode_start + i, buf.size - 1)].astype(np.int64) - ZERO
-        proven &= (digit >= 0) & (digit <= 9)
+        digit = buf[np.minimum(start + i, buf.size - 1)].astype(np.int64) - ZERO
+        canonical &= (digit >= 0) & (digit <= 9)
         values = values * 10 + digit
-    proven &= values >= ZIPCODE_MIN
-    return proven, np.where(proven, values, 0)
+    canonical &= values >= ZIPCODE_MIN
+    return _Zipcodes(start, end, whole, canonical, np.where(canonical, values, 0))
 
 
 def score_bytes(
@@ -178,17 +190,27 @@ def score_bytes(
         return None
     rows = _rows(buf, marks)
     starts, ends = rows.starts, rows.ends
-    proven, zipcodes = _canonical_zipcodes(buf, rows, column, columns)
-    _mark_odd_bytes(buf, starts, rows.stripped, proven)
+    sound = np.ones(starts.size, dtype=np.bool_)  # rows read as the csv module reads them
+    _mark_odd_bytes(buf, starts, rows.stripped, sound)
     if quotes.size:
-        _mark_quoted_rows(buf, quotes, starts, ends, proven)
+        _mark_quoted_rows(buf, quotes, starts, ends, sound)
+    zipcodes = _zipcodes(buf, rows, column, columns)
+    by_field = sound & zipcodes.whole  # the suffix is the zipcode field's alone
 
     codes = _codes(table)
-    ids = codes.by_zipcode[zipcodes].astype(np.int64)
+    ids = codes.by_zipcode[zipcodes.values].astype(np.int64)
     suffixes = list(codes.suffixes)
     known = {suffix: i for i, suffix in enumerate(suffixes)}
-    for row in np.flatnonzero(~proven).tolist():  # the exact per-row code
-        suffix = _row_suffix(data[starts[row] : ends[row]].decode("utf-8"), table, column, columns)
+    of_field: dict[bytes, str] = {}  # the few odd zipcode fields of a chunk, each once
+    for row in np.flatnonzero(~(by_field & zipcodes.canonical)).tolist():
+        field = data[zipcodes.start[row] : zipcodes.end[row]] if by_field[row] else b'"'
+        if b'"' not in field:  # unquoted: its text is the field's bytes
+            suffix = of_field.get(field) or of_field.setdefault(
+                field, table.suffix(field.decode("utf-8"))
+            )
+        else:  # the exact per-row code
+            text = data[starts[row] : ends[row]].decode("utf-8")
+            suffix = _row_suffix(text, table, column, columns)
         ids[row] = known.setdefault(suffix, len(suffixes))
         if ids[row] == len(suffixes):
             suffixes.append(suffix)
@@ -204,7 +226,7 @@ def _row_of(starts: Ints, positions: Ints) -> Ints:
 
 
 def _mark_odd_bytes(
-    buf: npt.NDArray[np.uint8], starts: Ints, stripped: Ints, proven: npt.NDArray[np.bool_]
+    buf: npt.NDArray[np.uint8], starts: Ints, stripped: Ints, sound: npt.NDArray[np.bool_]
 ) -> None:
     """Rows holding a `\\r` (other than one stripped before a line ending, at `stripped`)
     or a NUL: the exact way."""
@@ -212,7 +234,7 @@ def _mark_odd_bytes(
     odd[stripped] = False
     where = np.flatnonzero(odd)
     if where.size:
-        proven[_row_of(starts, where)] = False
+        sound[_row_of(starts, where)] = False
 
 
 def _mark_quoted_rows(
@@ -220,7 +242,7 @@ def _mark_quoted_rows(
     quotes: Ints,
     starts: Ints,
     ends: Ints,
-    proven: npt.NDArray[np.bool_],
+    sound: npt.NDArray[np.bool_],
 ) -> None:
     """Rows the csv module would read otherwise than their delimiters say: a closing quote
     followed by text (strict csv refuses it), or a field longer than csv's limit."""
@@ -235,11 +257,11 @@ def _mark_quoted_rows(
     fine |= (nxt == CR) & ((after + 1 == size) | (then == LF))
     fine[:-1] |= quotes[2::2] == after[:-1]  # `""`: the next quote follows at once
     if not fine.all():
-        proven[_row_of(starts, closing[~fine])] = False
+        sound[_row_of(starts, closing[~fine])] = False
     long_rows = np.flatnonzero(ends - starts > csv.field_size_limit())
     if long_rows.size:
         quoted_rows = np.unique(_row_of(starts, quotes))
-        proven[np.intersect1d(long_rows, quoted_rows)] = False
+        sound[np.intersect1d(long_rows, quoted_rows)] = False
 
 
 def _assemble(buf: Bytes, rows: _Rows, ids: Ints, suffixes: list[bytes], newline: str) -> bytes:
