@@ -22,10 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.contract.csv_rows import FIELD_START, IN_FIELD, IN_QUOTES, QUOTE_IN_QUOTES
-from worker.contract.heap import keep_freed_memory_for_reuse
 
 QUOTE, COMMA, LF = 34, 44, 10
-keep_freed_memory_for_reuse()  # each block's arrays reuse the last one's memory
 UNKNOWN: Final = -1  # `cut`, `RowMeter`: the exact scan must answer
 
 Ints = npt.NDArray[np.int64]

@@ -52,7 +52,9 @@ def score(
     Every row of SOURCE is written to OUTPUT, in order, with its risk factor.
     """
     from producer.batch.progress import Reporter, progress_for
+    from worker.contract.heap import keep_freed_memory_for_reuse
 
+    keep_freed_memory_for_reuse()  # this process scans the file: chunk after chunk of arrays
     if resume_job is None and (source is None or output is None):
         raise click.UsageError("give SOURCE and -o OUTPUT, or --resume JOB_ID")
     if resume_job is not None and (source is not None or output is not None):

@@ -1,6 +1,6 @@
 """How the batch scans' big arrays get their memory: from the heap, kept for the next chunk.
 
-    keep_freed_memory_for_reuse()     # once, at import of a module that scans chunks
+    keep_freed_memory_for_reuse()     # once, in a process that scans chunk after chunk
 
 Each chunk is scanned with a few dozen numpy arrays of about its own size, made and freed
 again for every chunk. glibc's defaults serve a block of 128 KiB and more with its own
@@ -13,6 +13,10 @@ mmap threshold and 0.21 s with glibc's defaults).
 The cost is memory kept: freed heap up to `TRIM_THRESHOLD` stays in the process, so its
 RSS is the peak of one chunk's working set (a few chunk sizes), not more, and it stays flat
 however long the file. Elsewhere than glibc this does nothing.
+
+Called by the processes that scan chunk after chunk: `zipscore score` and the batch worker
+(at import of its scoring module). The gateway keeps glibc's defaults: its request threads
+each have an arena, and each would keep up to `TRIM_THRESHOLD` of freed heap.
 """
 
 from __future__ import annotations

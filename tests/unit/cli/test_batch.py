@@ -51,3 +51,16 @@ def test_a_job_record_that_is_gone_is_never_offered_for_a_resume(
 ) -> None:
     stderr = score_with(ErrorCode.NOT_FOUND, tmp_path, monkeypatch)
     assert "resume with" not in stderr
+
+
+def test_score_keeps_freed_heap_for_its_scans_before_it_reads_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's process scans chunk after chunk (worker/contract/heap.py); the gateway,
+    which imports the same scans, keeps glibc's defaults."""
+    calls: list[str] = []
+    monkeypatch.setattr(
+        "worker.contract.heap.keep_freed_memory_for_reuse", lambda: calls.append("tuned")
+    )
+    score_with(ErrorCode.BACKEND_UNAVAILABLE, tmp_path, monkeypatch)
+    assert calls == ["tuned"]
