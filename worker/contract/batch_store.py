@@ -142,12 +142,11 @@ class BatchStore(BatchKeys):
 
         Nothing is written unless the job's hash exists (a job that expired is never
         recreated with only the fields of one update), nor, with `owner`, unless `owner` still
-        holds the job's lease: checked and written in one transaction (WATCH/MULTI), so a
-        producer that lost its lease never writes the job's state. False when nothing was
-        written. One script (`UPDATE_JOB`): one round trip, and atomic as Redis runs it.
+        holds the job's lease: checked and written by one script (`UPDATE_JOB`), which Redis
+        runs whole, in one round trip, so a producer that lost its lease never writes the
+        job's state. False when nothing was written.
 
-        The hash is updated before the key is deleted: after a crash between the two, a
-        resumed producer finds the chunk recorded and never reads the stale key.
+        The hash is updated before the chunk's keys are deleted, in the same script.
         """
         keys = [self.job_key(job), self.lease_key(job)]
         if written_chunk is not None:
