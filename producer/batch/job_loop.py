@@ -248,6 +248,8 @@ class JobLoop:
             if isinstance(answer, dict) and "error" in answer:
                 raise ZipscoreError.from_json(answer)
             if self.store.has_chunk(self.job, index):
+                if not flight.backups:
+                    self.pace.completed(time.monotonic() - flight.sent_at)
                 flight.task = None  # done, and its notice was missed: write it
             elif index >= self.next_write:
                 self._resend(index, flight)
