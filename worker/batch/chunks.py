@@ -92,7 +92,8 @@ def parse_version(version: object) -> int | None:
 def pin_table(store: ZipcodeStore, batch: BatchStore, version: object) -> dict[str, Any]:
     """Copy the current risk table to Redis for a new job, or check a running job's copy.
 
-    With `version=None` the current version is read with its rows (one statement, one
+    With `version=None` the current version is read and, unless an earlier job's copy of it
+    is still in Redis (then kept alive), read again with its rows (one statement, one
     snapshot) and stored under that version. With a version (a resumed job), its stored copy
     is kept alive; if it expired, it is stored again only if Postgres still holds that version.
     Any other `version` (see `parse_version`) is refused before anything is read.
@@ -100,6 +101,8 @@ def pin_table(store: ZipcodeStore, batch: BatchStore, version: object) -> dict[s
     version = parse_version(version)
     if version is not None and batch.has_table(version):
         return {"version": version}
+    if version is None and batch.has_table(current := store.current_version()):
+        return {"version": current}  # an earlier job pinned it: its copy is kept alive
     current, factors = store.snapshot()
     if version is not None and current != version:
         raise ZipscoreError(

@@ -100,3 +100,26 @@ def test_a_resumed_job_whose_table_version_is_gone_is_refused(
     with pytest.raises(ZipscoreError) as caught:
         chunks.pin_table(store, batch_store, old)
     assert "expired" in caught.value.message
+
+
+def test_a_new_job_on_a_version_already_pinned_reads_no_rows(
+    batch_store: BatchStore, store: DictZipcodeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first job of a version copies its rows to Redis; the next ones only keep the copy
+    alive (one version query), until a reload makes a new version."""
+    snapshots: list[int] = []
+    snapshot = store.snapshot
+
+    def counted() -> tuple[int, dict[int, str]]:
+        snapshots.append(store.version)
+        return snapshot()
+
+    monkeypatch.setattr(store, "snapshot", counted)
+    first = chunks.pin_table(store, batch_store, None)["version"]
+    ttl = batch_store.redis.ttl(batch_store.table_key(first))
+    batch_store.redis.expire(batch_store.table_key(first), 5)
+    assert chunks.pin_table(store, batch_store, None) == {"version": first}
+    assert batch_store.redis.ttl(batch_store.table_key(first)) == ttl  # kept alive
+    store.load([Rule(1000, 1000, "A")])
+    assert chunks.pin_table(store, batch_store, None) == {"version": first + 1}
+    assert snapshots == [first, first + 1]
