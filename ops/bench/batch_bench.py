@@ -15,7 +15,8 @@ then the ratios (3)/(1) >= 0.5 and (3)/(2) >= 300, RSS < 150 MB per process, and
 5,000,000-row run's peak RSS within 10 % of the 1,000,000-row one.
 
 Then the peers, side by side on a realistic portfolio (`customer_id,name,zipcode,premium`,
-names with commas and doubled quotes, 1 % bad zipcodes; 2,000,000 rows by default): the
+names with commas and doubled quotes, 1 % bad zipcodes; 2,000,000 rows by default), and again
+on the same rows with a UTF-8 BOM and CRLF line endings: the
 csv floor, DuckDB and Polars (ops/bench/peers.py) and `zipscore score`, each timed as a whole
 process (interpreter start and imports included), five interleaved repetitions, medians.
 zipscore runs against one -c 2 batch worker started before the rounds and warmed by one small
@@ -244,8 +245,11 @@ def peer(design: str, table: Path, source: Path, target: Path) -> float:
     return seconds
 
 
-def side_by_side(env: Env, source: Path, rows: int, workdir: Path, repeats: int) -> list[str]:
-    """Every design on one file, `repeats` interleaved rounds; the table of medians."""
+def side_by_side(
+    env: Env, source: Path, rows: int, workdir: Path, repeats: int, *, shape: str = ""
+) -> list[str]:
+    """Every design on one file, `repeats` interleaved rounds; the table of medians.
+    `shape`: what else sets the file apart, for the table's title."""
     table = workdir / "risk-table.expanded.csv"
     seconds: dict[str, list[float]] = {name: [] for name in (*PEERS, "zipscore")}
     # The batch worker runs as a service's does, started once and warmed by one small job
@@ -268,7 +272,7 @@ def side_by_side(env: Env, source: Path, rows: int, workdir: Path, repeats: int)
         "",
         f"side by side, {datetime.date.today().isoformat()}: {rows:,} rows of "
         f"customer_id,name,zipcode,premium ({source.stat().st_size / MB:.0f} MB; quoted names "
-        f"with commas and doubled quotes, 1 % bad zipcodes); whole processes, interpreter "
+        f"with commas and doubled quotes, 1 % bad zipcodes{shape}); whole processes, interpreter "
         f"start and imports included; median of {repeats} interleaved rounds; zipscore "
         "against a running -c 2 batch worker warmed by one small job",
         f"{'design':<52} {'seconds':>8} {'rows/s':>11} {'vs csv':>7} {'vs DuckDB':>10} "
@@ -320,10 +324,13 @@ def main() -> int:
     print(f"generating inputs in {args.workdir} ...", file=sys.stderr)
     source = generate(args.workdir / f"portfolio-{args.rows}.csv", args.rows)
     big = None if args.skip_5m else generate(args.workdir / "portfolio-5000000.csv", 5_000_000)
-    realistic = None
+    realistic = windows = None
     if not args.skip_peers:
         realistic = generate_portfolio(
             args.workdir / f"customers-{args.peer_rows}.csv", args.peer_rows
+        )
+        windows = generate_portfolio(
+            args.workdir / f"customers-{args.peer_rows}-bom-crlf.csv", args.peer_rows, windows=True
         )
 
     print("(1) floor ...", file=sys.stderr)
@@ -336,11 +343,12 @@ def main() -> int:
         print("(3) zipscore ...", file=sys.stderr)
         run = zipscore(env, source, args.workdir, profile=False)
         big_run = zipscore(env, big, args.workdir, profile=False) if big else None
-        peers = (
-            side_by_side(env, realistic, args.peer_rows, args.workdir, args.repeats)
-            if (realistic)
-            else []
-        )
+        peers: list[str] = []
+        if realistic and windows:
+            peers += side_by_side(env, realistic, args.peer_rows, args.workdir, args.repeats)
+            peers += side_by_side(
+                env, windows, args.peer_rows, args.workdir, args.repeats, shape="; a BOM and CRLF"
+            )
         profiles: list[Path] = []
         if args.profile:
             zipscore(env, source, args.workdir, profile=True)

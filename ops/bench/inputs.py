@@ -44,9 +44,11 @@ FIRST_NAMES = ["Jan", "Marie", "Luc", "Anne-Sophie", "Mohamed", "Els", "Pieter",
 LAST_NAMES = ["Peeters", "Janssens", "Maes", "Dubois", "Van den Broeck", "O'Neil", "Lambert"]
 
 
-def generate_portfolio(path: Path, rows: int) -> Path:
+def generate_portfolio(path: Path, rows: int, *, windows: bool = False) -> Path:
     """A realistic portfolio: `customer_id,name,zipcode,premium`; names like `"Maes, Jan"`
-    (a quoted comma) or `"Els ""Lizzy"" Peeters"` (doubled quotes); 1 % bad zipcodes."""
+    (a quoted comma) or `"Els ""Lizzy"" Peeters"` (doubled quotes); 1 % bad zipcodes.
+    `windows`: the same rows as a spreadsheet on Windows saves them, a UTF-8 BOM and CRLF."""
+    ending = "\r\n" if windows else "\n"
     rng = random.Random(rows + 1)  # noqa: S311 - test data, not secrets
     bad = ["", "abc", "999", "10000", "12a4"]
 
@@ -61,9 +63,10 @@ def generate_portfolio(path: Path, rows: int) -> Path:
             else:
                 name = f"{first} {last}"
             zipcode = rng.choice(bad) if rng.random() < 0.01 else str(rng.randint(1000, 9999))
-            yield f"C{i:08d},{name},{zipcode},{rng.randint(100, 5_000)}.{i % 100:02d}\n"
+            yield f"C{i:08d},{name},{zipcode},{rng.randint(100, 5_000)}.{i % 100:02d}{ending}"
 
-    return write_once(path, "customer_id,name,zipcode,premium\n", lines())
+    header = ("\ufeff" if windows else "") + "customer_id,name,zipcode,premium" + ending
+    return write_once(path, header, lines())
 
 
 def expanded_table(path: Path) -> Path:
