@@ -8,6 +8,7 @@ worker held get backup copies within seconds (producer/batch/backups.py) instead
 out the 120 s chunk deadline. The output is the undisturbed one byte for byte: every row
 exactly once, in order. Under `make drills` (2,000,000 rows) the disturbed job must finish
 within 1.5x its undisturbed time + 5 s; `make test` runs 200,000 rows and checks the rest.
+Both with LF line endings and with a UTF-8 BOM and CRLF, as a spreadsheet on Windows saves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from ops.bench.inputs import generate_portfolio
 from ops.drills.servers import ROOT, RedisServer
@@ -32,11 +35,17 @@ def score(env: dict[str, str], source: Path, target: Path) -> subprocess.Popen[s
     )
 
 
+@pytest.mark.parametrize("windows", [False, True], ids=["lf", "bom-crlf"])
 def test_two_sigkills_cost_seconds_and_lose_or_repeat_no_row(
-    redis_server: RedisServer, drill_env: dict[str, str], start_worker: StartWorker, tmp_path: Path
+    redis_server: RedisServer,
+    drill_env: dict[str, str],
+    start_worker: StartWorker,
+    tmp_path: Path,
+    windows: bool,
 ) -> None:
+    """`windows`: the same rows with a UTF-8 BOM and CRLF line endings."""
     rows = scaled(200_000, 2_000_000)
-    source = generate_portfolio(tmp_path / "customers.csv", rows)
+    source = generate_portfolio(tmp_path / "customers.csv", rows, windows=windows)
     chunks = -(-rows // CHUNK)
     worker = start_worker(drill_env, queues="batch")
 
