@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from worker.batch.assembly import assemble
 from worker.batch.scoring import _UNKNOWN, ScoringTable, _row_suffix
 from worker.contract.batch_output import ScoredBytes
 from worker.contract.heap import keep_freed_memory_for_reuse
@@ -46,7 +47,6 @@ QUOTE, COMMA, LF, CR, NUL, ZERO = 34, 44, 10, 13, 0, 48
 keep_freed_memory_for_reuse()  # each chunk's arrays reuse the last one's memory
 
 Ints = npt.NDArray[np.int64]
-Bytes = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,8 @@ def score_bytes(
     counts = np.bincount(ids, minlength=len(suffixes))
     ok = int(counts[1 : 1 + len(table.ok_suffixes)].sum())
     unknown, count = int(counts[0]), starts.size
-    output = _assemble(buf, rows, ids, [suffix.encode("utf-8") for suffix in suffixes], newline)
+    pieces = [suffix.encode("utf-8") for suffix in suffixes]
+    output = assemble(buf, starts, ends, ids, suffixes=pieces, newline=newline)
     return ScoredBytes(output, count, ok, unknown, count - ok - unknown)
 
 
@@ -262,44 +263,3 @@ def _mark_quoted_rows(
     if long_rows.size:
         quoted_rows = np.unique(_row_of(starts, quotes))
         sound[np.intersect1d(long_rows, quoted_rows)] = False
-
-
-def _assemble(buf: Bytes, rows: _Rows, ids: Ints, suffixes: list[bytes], newline: str) -> bytes:
-    """Each row's bytes without its line ending, then its suffix and `newline`.
-
-    Where every row already ends with `newline`, the suffixes are only slipped in before
-    those line endings; otherwise the line endings are dropped and each suffix brings
-    `newline` with it.
-    """
-    ending = newline.encode()
-    gap = np.append(rows.starts[1:], buf.size) - rows.ends
-    if bool(np.all(gap == len(ending))) and buf[buf.size - 1] == LF:
-        # Every line ending is `newline` (a `\r` before a `\n` is only ever part of it).
-        return _insert(buf, rows.ends, ids, suffixes)
-    tails = [suffix + ending for suffix in suffixes]
-    keep = np.ones(buf.size, dtype=np.bool_)  # the chunk less its line endings
-    keep[rows.ends[gap >= 1]] = False
-    keep[rows.ends[gap >= 2] + 1] = False
-    return _insert(buf[keep], np.cumsum(rows.ends - rows.starts), ids, tails)
-
-
-def _insert(text: Bytes, at_bytes: Ints, ids: Ints, pieces: list[bytes]) -> bytes:
-    """`text` with piece `ids[r]` slipped in before its byte `at_bytes[r]` (ascending).
-
-    The text keeps its order around the pieces: the j-th piece byte lands at j plus
-    `at_bytes` of its row; the pieces are gathered from a pool of the distinct ones.
-    """
-    piece_len = np.array([len(piece) for piece in pieces], dtype=np.int64)
-    pool = np.frombuffer(b"".join(pieces), dtype=np.uint8)
-    lengths = piece_len[ids]
-    ramp = np.arange(int(lengths.sum()), dtype=np.int64)
-    at = ramp + np.repeat(at_bytes, lengths)
-    # Where each row's piece starts in the pool, less where it starts among all pieces.
-    shift = (np.cumsum(piece_len) - piece_len)[ids] - (np.cumsum(lengths) - lengths)
-    source = ramp + np.repeat(shift, lengths)
-    out = np.empty(text.size + ramp.size, dtype=np.uint8)
-    is_piece = np.zeros(out.size, dtype=np.bool_)
-    is_piece[at] = True
-    out[~is_piece] = text
-    out[at] = pool[source]
-    return out.tobytes()
