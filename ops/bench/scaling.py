@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from pathlib import Path
 import psutil
 import redis
 
-from ops.bench.environment import ROOT, Env, environment, worker, zipscore_exe
+from ops.bench.batch_bench import score_with
+from ops.bench.environment import Env, environment, worker
 from ops.bench.inputs import generate_portfolio
 
 MB = 1024 * 1024
@@ -55,25 +55,16 @@ def _redis_counters(client: redis.Redis) -> tuple[float, int]:
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), moved
 
 
-def score_once(env: Env, source: Path, target: Path, process: psutil.Process) -> Run:
+def score_once(env: Env, source: Path, workdir: Path, process: psutil.Process) -> Run:
     """One `zipscore score` while `process` (a batch worker) runs; the CPU of each part."""
     client = redis.Redis.from_url(env.redis_url)
     worker_before, (redis_before, moved_before) = _tree_cpu(process), _redis_counters(client)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(
-        [zipscore_exe(), "score", str(source), "-o", str(target), "--json"],
-        env=env.vars,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    seconds = time.perf_counter() - started
+    run = score_with(env, source, workdir, process, watch=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     redis_after, moved_after = _redis_counters(client)
-    target.unlink(missing_ok=True)
     return Run(
-        seconds,
+        run.wall_seconds,
         after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
         _tree_cpu(process) - worker_before,
         redis_after - redis_before,
@@ -93,8 +84,8 @@ def measure(env: Env, source: Path, rows: int, workdir: Path, repeats: int) -> l
             log = workdir / f"scaling-worker-{processes}.log"
             with worker(env, "batch", log, "-c", str(processes)) as process:
                 time.sleep(0.5)
-                fixed.append(score_once(env, tiny, workdir / "tiny.out", process).producer_cpu)
-                done.append(score_once(env, source, workdir / "s.out", process))
+                fixed.append(score_once(env, tiny, workdir, process).producer_cpu)
+                done.append(score_once(env, source, workdir, process))
     startup = statistics.median(fixed)
     lines = [
         "",
